@@ -1,0 +1,37 @@
+"""Value types and errors shared by every stage (the only module all stages may import)."""
+
+from contracts.errors import (
+    ArtifactError,
+    BackendUnavailable,
+    BadRequest,
+    ConfigError,
+    LtrrError,
+)
+from contracts.types import (
+    Candidate,
+    Context,
+    Decision,
+    EntityFacts,
+    Hit,
+    Plan,
+    Query,
+    Scored,
+    Slot,
+)
+
+__all__ = [
+    "ArtifactError",
+    "BackendUnavailable",
+    "BadRequest",
+    "Candidate",
+    "ConfigError",
+    "Context",
+    "Decision",
+    "EntityFacts",
+    "Hit",
+    "LtrrError",
+    "Plan",
+    "Query",
+    "Scored",
+    "Slot",
+]

@@ -1,0 +1,128 @@
+"""Frozen value types that cross stage boundaries.
+
+A type used by only one stage lives in that stage's ``base.py`` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A span of the query recognized as a catalog concept (``kind`` in artist/title/genre/mood/type)."""
+
+    kind: str
+    value: str
+    matched: str
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    text: str
+    normalized: str
+    user_id: str | None = None
+    session_id: str | None = None
+    timestamp: float = 0.0
+    slots: tuple[Slot, ...] = ()
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(self.normalized.split())
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retriever result: ``rank`` is 1-based within that retriever's list."""
+
+    entity_id: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An entity in the union, with the hit each strategy that found it produced."""
+
+    entity_id: str
+    provenance: Mapping[str, Hit]
+
+
+@dataclass(frozen=True, slots=True)
+class EntityFacts:
+    """The entity attributes the ranker may use, without depending on the catalog package."""
+
+    entity_id: str
+    type: str
+    title: str
+    artist: str = ""
+    album: str = ""
+    genres: tuple[str, ...] = ()
+    moods: tuple[str, ...] = ()
+    popularity: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A ranked candidate: the score the ranker gave and the exact feature vector it scored."""
+
+    entity_id: str
+    score: float
+    features: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Context features for the bandit: numeric values, and categoricals written as ``name=value`` with 1.0."""
+
+    features: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How many candidates each strategy contributes. Quotas are stored sorted by strategy name."""
+
+    quotas: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, quota_by_strategy: Mapping[str, int]) -> Plan:
+        return cls(tuple(sorted((name, int(q)) for name, q in quota_by_strategy.items())))
+
+    def quota(self, strategy: str) -> int:
+        for name, quota in self.quotas:
+            if name == strategy:
+                return quota
+        return 0
+
+    @property
+    def total(self) -> int:
+        return sum(q for _, q in self.quotas)
+
+    @property
+    def name(self) -> str:
+        """Readable and parseable: ``dense=100+lexical=0+memory=20``."""
+        return "+".join(f"{name}={q}" for name, q in self.quotas)
+
+    @classmethod
+    def parse(cls, name: str) -> Plan:
+        quota_by_strategy: dict[str, int] = {}
+        for part in name.split("+"):
+            strategy, _, quota = part.partition("=")
+            quota_by_strategy[strategy.strip()] = int(quota)
+        return cls.of(quota_by_strategy)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.quotas)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The bandit's choice: ``plans[index] == plan``, chosen with ``probability == distribution[index]``."""
+
+    plan: Plan
+    probability: float
+    distribution: tuple[float, ...]
+    plans: tuple[Plan, ...]
+    index: int
+    policy_version: str
