@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
+from contracts import BadRequest, ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class EntityStat:
@@ -51,3 +53,47 @@ class MemoryStore(Protocol):
     def ping(self) -> bool: ...
 
     def clear(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EntityMeta:
+    """The catalog fields cold start reads, without importing the catalog package.
+
+    ``popularity`` is on any non-negative scale; cold start uses its rank among the entities given.
+    """
+
+    entity_id: str
+    type: str
+    title: str
+    artist: str = ""
+    album: str = ""
+    genres: tuple[str, ...] = ()
+    moods: tuple[str, ...] = ()
+    popularity: float = 0.0
+
+
+def observed_score(impressions: float, clicks: float, alpha: float, prior: float) -> float:
+    """``1 + (clicks + alpha*prior) / (impressions + alpha)``: a Beta-smoothed click-through rate
+    (additive smoothing toward ``prior`` with ``alpha`` pseudo-impressions), shifted by +1 so observed
+    pairs outrank predicted ones."""
+    return 1.0 + (clicks + alpha * prior) / (impressions + alpha)
+
+
+def check_smoothing(alpha: float, prior: float) -> None:
+    """Raise ``ConfigError`` naming the setting when the smoothing parameters are out of range."""
+    if not alpha > 0:
+        raise ConfigError(f"LTRR_MEMORY_ALPHA: expected a number > 0 (pseudo-impressions), got {alpha!r}")
+    if not 0 <= prior < 1:
+        raise ConfigError(f"LTRR_MEMORY_PRIOR: expected a click-through prior in [0, 1), got {prior!r}")
+
+
+def unique_shown(shown: Sequence[str], clicked: Iterable[str]) -> tuple[list[str], set[str]]:
+    """Shown entities in first-seen order (clicked ones appended if not shown) and the clicked set."""
+    clicked_set = set(clicked)
+    order = list(dict.fromkeys(list(shown) + sorted(clicked_set)))
+    return order, clicked_set
+
+
+def check_prior(query: str, entity_id: str, prior: float) -> None:
+    if not 0 <= prior < 1:
+        raise BadRequest("prior", f"predicted prior for ({query!r}, {entity_id!r}) must be in [0, 1), got {prior!r}")

@@ -1,0 +1,104 @@
+"""Baseline policies: uniform-random over the plans, and one fixed plan. Control arms for replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from contracts import ArtifactError, ConfigError, Context, Decision, Plan
+
+MANIFEST_FILE = "manifest.json"
+
+
+def _write_manifest(directory: Path, manifest: dict) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _read_manifest(directory: Path, kind: str) -> dict:
+    path = Path(directory) / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"bandit model: cannot read {path} ({error}); save the policy again") from error
+    if manifest.get("kind") != kind:
+        raise ArtifactError(f"bandit model: {path} holds kind={manifest.get('kind')!r}, expected {kind!r}; check LTRR_BANDIT_POLICY")
+    return manifest
+
+
+def _check_plans(plans: Sequence[Plan]) -> tuple[Plan, ...]:
+    plans = tuple(plans)
+    if not plans:
+        raise ConfigError("LTRR_PLAN_LEVELS: the policy was offered no plans; configure at least one strategy and quota")
+    return plans
+
+
+class UniformPolicy:
+    """Every plan with probability ``1/len(plans)``, sampled with a seeded generator."""
+
+    version = "uniform"
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def distribution(self, context: Context, plans: Sequence[Plan]) -> tuple[float, ...]:
+        plans = _check_plans(plans)
+        return (1.0 / len(plans),) * len(plans)
+
+    def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
+        plans = _check_plans(plans)
+        distribution = self.distribution(context, plans)
+        index = int(self._rng.integers(len(plans)))
+        return Decision(plans[index], distribution[index], distribution, plans, index, self.version)
+
+    def learn(self, context: Context, decision: Decision, reward: float) -> None:
+        return None
+
+    def save(self, directory: Path) -> None:
+        _write_manifest(directory, {"kind": "uniform", "version": self.version})
+
+    @classmethod
+    def load(cls, directory: Path, seed: int) -> UniformPolicy:
+        _read_manifest(directory, "uniform")
+        return cls(seed)
+
+
+class FixedPlanPolicy:
+    """Always ``plan`` (probability 1, all mass on it); it must be among the plans offered."""
+
+    def __init__(self, plan: Plan) -> None:
+        if plan.total <= 0:
+            raise ConfigError(f"LTRR_FIXED_PLAN: {plan.name!r} draws no candidates; give at least one quota > 0")
+        self.plan = plan
+        self.version = f"fixed:{plan.name}"
+
+    def distribution(self, context: Context, plans: Sequence[Plan]) -> tuple[float, ...]:
+        plans = _check_plans(plans)
+        if self.plan not in plans:
+            raise ConfigError(f"LTRR_FIXED_PLAN: {self.plan.name!r} is not in the plan space ({len(plans)} plans); pick one of LTRR_PLAN_LEVELS")
+        return tuple(1.0 if plan == self.plan else 0.0 for plan in plans)
+
+    def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
+        plans = _check_plans(plans)
+        distribution = self.distribution(context, plans)
+        index = plans.index(self.plan)
+        return Decision(self.plan, 1.0, distribution, plans, index, self.version)
+
+    def learn(self, context: Context, decision: Decision, reward: float) -> None:
+        return None
+
+    def save(self, directory: Path) -> None:
+        _write_manifest(directory, {"kind": "fixed", "version": self.version, "plan": self.plan.name})
+
+    @classmethod
+    def load(cls, directory: Path) -> FixedPlanPolicy:
+        manifest = _read_manifest(directory, "fixed")
+        try:
+            return cls(Plan.parse(manifest["plan"]))
+        except (KeyError, ValueError) as error:
+            raise ArtifactError(f"bandit model: {directory}/{MANIFEST_FILE} has no valid 'plan' ({error!r}); save the policy again") from error

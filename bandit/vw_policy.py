@@ -1,0 +1,159 @@
+"""The contextual bandit over plans: Vowpal Wabbit ``--cb_explore_adf`` (epsilon-greedy over a
+doubly-robust/MTR cost regressor with context x action interactions).
+
+VW gives the probability mass function over the plans offered; the plan is sampled from it with this
+policy's own seeded ``numpy`` generator, so a run is reproducible from its seed. Learning uses VW's
+contextual-bandit label ``0:cost:probability`` on the chosen action with ``cost = -reward``.
+
+Saved as a directory: ``model.vw`` (the VW regressor, with its options) and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import vowpalwabbit
+
+from bandit.features import encode
+from contracts import ArtifactError, ConfigError, Context, Decision, Plan
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 1
+MODEL_FILE = "model.vw"
+MANIFEST_FILE = "manifest.json"
+DEFAULT_ARGS = "--cb_explore_adf --cb_type mtr -q CA --quiet"
+
+
+def _sample(distribution: np.ndarray, rng: np.random.Generator) -> int:
+    cumulative = np.cumsum(distribution)
+    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return min(index, len(distribution) - 1)
+
+
+class VWPolicy:
+    """``Policy`` backed by a VW workspace.
+
+    ``args`` are VW options without ``--epsilon`` (given separately) or ``--random_seed`` (``seed``);
+    ``plans`` optionally records the plan space in the manifest. ``version`` is ``vw-<updates>`` while
+    learning and ``vw-<updates>-<sha256 of model.vw>[:8]`` once saved or loaded.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        epsilon: float = 0.05,
+        args: str = DEFAULT_ARGS,
+        plans: Sequence[Plan] = (),
+        _model_file: Path | None = None,
+    ) -> None:
+        if not 0 <= epsilon <= 1:
+            raise ConfigError(f"LTRR_BANDIT_EPSILON: expected a probability in [0, 1], got {epsilon!r}")
+        if "--epsilon" in args or "--random_seed" in args:
+            raise ConfigError(f"LTRR_BANDIT_VW_ARGS: pass epsilon and seed separately, not inside {args!r}")
+        self.seed = seed
+        self.epsilon = epsilon
+        self.args = args
+        self.plans = tuple(plans)
+        self.n_updates = 0
+        self._rng = np.random.default_rng(seed)
+        command = f"{args} --epsilon {epsilon!r} --random_seed {seed}"
+        if _model_file is not None:
+            command = f"-i {_model_file} --quiet"
+        try:
+            self._workspace = vowpalwabbit.Workspace(command)
+        except Exception as error:  # the native layer raises plain RuntimeError/Exception on bad options or files
+            raise ConfigError(f"LTRR_BANDIT_VW_ARGS: Vowpal Wabbit rejected {command!r}: {error}") from error
+        self.version = "vw-0"
+
+    def distribution(self, context: Context, plans: Sequence[Plan]) -> tuple[float, ...]:
+        return tuple(float(p) for p in self._pmf(context, plans))
+
+    def _pmf(self, context: Context, plans: Sequence[Plan]) -> np.ndarray:
+        if not plans:
+            raise ConfigError("LTRR_PLAN_LEVELS: the policy was offered no plans; configure at least one strategy and quota")
+        pmf = np.asarray(self._workspace.predict(encode(context, plans)), dtype=np.float64)
+        if pmf.shape != (len(plans),) or not np.all(np.isfinite(pmf)) or pmf.sum() <= 0:
+            raise ArtifactError(f"the VW model ({self.version}) returned an invalid distribution {pmf!r}; retrain it")
+        return pmf / pmf.sum()
+
+    def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
+        plans = tuple(plans)
+        pmf = self._pmf(context, plans)
+        index = _sample(pmf, self._rng)
+        distribution = tuple(float(p) for p in pmf)
+        return Decision(plans[index], distribution[index], distribution, plans, index, self.version)
+
+    def learn(self, context: Context, decision: Decision, reward: float) -> None:
+        if not math.isfinite(reward):
+            raise ConfigError(f"reward: expected a finite number, got {reward!r}; check LTRR_REWARD_* settings")
+        if not 0 < decision.probability <= 1:
+            raise ConfigError(f"decision.probability: expected (0, 1], got {decision.probability!r}; was it logged?")
+        example = encode(context, decision.plans, decision.index, cost=-reward, probability=decision.probability)
+        self._workspace.learn(example)
+        self.n_updates += 1
+        self.version = f"vw-{self.n_updates}"
+
+    def save(self, directory: Path) -> None:
+        """Write ``model.vw`` and ``manifest.json`` into ``directory`` (created if missing)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        model_path = directory / MODEL_FILE
+        self._workspace.save(str(model_path))
+        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        self.version = f"vw-{self.n_updates}-{digest[:8]}"
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "kind": "vw",
+            "version": self.version,
+            "model_sha256": digest,
+            "vw_args": self.args,
+            "epsilon": self.epsilon,
+            "seed": self.seed,
+            "n_updates": self.n_updates,
+            "plans": [plan.name for plan in self.plans],
+            "libraries": {"vowpalwabbit": package_version("vowpalwabbit"), "numpy": np.__version__},
+        }
+        (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        logger.info("saved bandit policy %s to %s", self.version, directory)
+
+    @classmethod
+    def load(cls, directory: Path, seed: int) -> VWPolicy:
+        """Load a saved policy; ``seed`` seeds the sampling generator of this process.
+
+        Raises ``ArtifactError`` when the directory, a file or a manifest field is missing, the model file
+        does not match the manifest's checksum, or VW cannot read it.
+        """
+        directory = Path(directory)
+        manifest_path, model_path = directory / MANIFEST_FILE, directory / MODEL_FILE
+        for path in (manifest_path, model_path):
+            if not path.is_file():
+                raise ArtifactError(f"bandit model: {path} is missing; point LTRR_BANDIT_MODEL_DIR at a directory written by VWPolicy.save, or retrain")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            version, digest = manifest["version"], manifest["model_sha256"]
+            args, epsilon, n_updates = manifest["vw_args"], float(manifest["epsilon"]), int(manifest["n_updates"])
+            plans = tuple(Plan.parse(name) for name in manifest["plans"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ArtifactError(f"bandit model: {manifest_path} is not a valid manifest ({error!r}); retrain and save again") from error
+        if manifest.get("kind") != "vw" or manifest.get("format") != MANIFEST_FORMAT:
+            raise ArtifactError(f"bandit model: {manifest_path} has kind={manifest.get('kind')!r} format={manifest.get('format')!r}, expected kind='vw' format={MANIFEST_FORMAT}; retrain with this version")
+        if hashlib.sha256(model_path.read_bytes()).hexdigest() != digest:
+            raise ArtifactError(f"bandit model: {model_path} does not match the checksum in {manifest_path}; the copy is corrupt or partial, copy the directory again")
+        saved_vw = manifest.get("libraries", {}).get("vowpalwabbit")
+        if saved_vw != package_version("vowpalwabbit"):
+            logger.warning("bandit model %s was saved with vowpalwabbit %s, running %s", version, saved_vw, package_version("vowpalwabbit"))
+        try:
+            policy = cls(seed, epsilon=epsilon, args=args, plans=plans, _model_file=model_path)
+        except ConfigError as error:
+            raise ArtifactError(f"bandit model: Vowpal Wabbit cannot read {model_path} ({error}); retrain and save again") from error
+        policy.n_updates = n_updates
+        policy.version = version
+        return policy

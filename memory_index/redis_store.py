@@ -1,0 +1,212 @@
+"""Q2E store in Redis.
+
+Keys (all under ``prefix``, default ``ltrr:q2e:``):
+
+- ``<prefix>n:<query>``  hash of counts: ``i:<entity_id>`` impressions, ``c:<entity_id>`` clicks
+- ``<prefix>s:<query>``  sorted set ``entity_id -> score``; observed pairs score
+  ``1 + (clicks + alpha*prior) / (impressions + alpha)``, predicted pairs keep their prior in [0, 1)
+- ``<prefix>e:<entity_id>``  set of the queries the entity appears in (so ``forget`` is targeted)
+
+``record`` and ``predict`` are Lua scripts: one round trip, atomic, and a predicted pair can never
+overwrite an observed one. The constructor connects and pings, raising ``BackendUnavailable`` at once
+when the server cannot be reached, so a caller can fall back to ``LocalMemoryStore`` at startup.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
+
+import redis
+
+from contracts import BackendUnavailable, ConfigError
+from memory_index.base import EntityStat, check_prior, check_smoothing, unique_shown
+
+logger = logging.getLogger(__name__)
+
+_RECORD_LUA = """
+local alpha = tonumber(ARGV[1])
+local prior = tonumber(ARGV[2])
+local query = ARGV[3]
+local n = (#ARGV - 3) / 2
+for i = 1, n do
+  local entity_id = ARGV[2 + 2 * i]
+  local clicked = ARGV[3 + 2 * i]
+  local impressions = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'i:' .. entity_id, 1))
+  local clicks
+  if clicked == '1' then
+    clicks = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'c:' .. entity_id, 1))
+  else
+    clicks = tonumber(redis.call('HGET', KEYS[1], 'c:' .. entity_id) or '0')
+  end
+  local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
+  redis.call('ZADD', KEYS[2], string.format('%.17g', score), entity_id)
+  redis.call('SADD', KEYS[2 + i], query)
+end
+return n
+"""
+
+_PREDICT_LUA = """
+local written = 0
+for i = 1, #KEYS / 2 do
+  local scores_key = KEYS[2 * i - 1]
+  local entity_key = KEYS[2 * i]
+  local entity_id = ARGV[3 * i - 2]
+  local current = redis.call('ZSCORE', scores_key, entity_id)
+  if (not current) or tonumber(current) < 1 then
+    redis.call('ZADD', scores_key, ARGV[3 * i - 1], entity_id)
+    redis.call('SADD', entity_key, ARGV[3 * i])
+    written = written + 1
+  end
+end
+return written
+"""
+
+_PREDICT_BATCH = 500
+
+
+class RedisMemoryStore:
+    """``MemoryStore`` in Redis; see the module docstring for the key layout.
+
+    ``top_limit`` caps ``n`` in ``top`` (one ZREVRANGE never returns more). Raises ``ConfigError`` for a
+    malformed URL and ``BackendUnavailable`` when the server does not answer, here and in every method.
+    """
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "ltrr:q2e:",
+        alpha: float = 2.0,
+        prior: float = 0.05,
+        top_limit: int = 1000,
+        timeout_seconds: float = 2.0,
+    ) -> None:
+        check_smoothing(alpha, prior)
+        if not prefix:
+            raise ConfigError("LTRR_MEMORY_PREFIX: expected a non-empty key prefix such as 'ltrr:q2e:', got ''")
+        self.url = url
+        self.prefix = prefix
+        self.alpha = alpha
+        self.prior = prior
+        self.top_limit = top_limit
+        try:
+            self._client = redis.Redis.from_url(
+                url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds, decode_responses=True
+            )
+        except ValueError as error:
+            raise ConfigError(
+                f"LTRR_REDIS_URL: {url!r} is not a Redis URL ({error}); use e.g. redis://localhost:6379/0"
+            ) from error
+        with self._unavailable_as_error():
+            self._client.ping()
+        self._record_script = self._client.register_script(_RECORD_LUA)
+        self._predict_script = self._client.register_script(_PREDICT_LUA)
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise BackendUnavailable(
+                f"Redis at {self.url} (LTRR_REDIS_URL) is unreachable: {error}. Start redis-server, fix "
+                f"LTRR_REDIS_URL, or unset it to use the in-process memory store."
+            ) from error
+
+    def _counts_key(self, query: str) -> str:
+        return f"{self.prefix}n:{query}"
+
+    def _scores_key(self, query: str) -> str:
+        return f"{self.prefix}s:{query}"
+
+    def _entity_key(self, entity_id: str) -> str:
+        return f"{self.prefix}e:{entity_id}"
+
+    def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
+        entity_ids, clicked_set = unique_shown(shown, clicked)
+        if not entity_ids:
+            return
+        keys = [self._counts_key(query), self._scores_key(query)] + [self._entity_key(e) for e in entity_ids]
+        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), query]
+        for entity_id in entity_ids:
+            args += [entity_id, "1" if entity_id in clicked_set else "0"]
+        with self._unavailable_as_error():
+            self._record_script(keys=keys, args=args)
+
+    def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
+        written = 0
+        keys: list[str] = []
+        args: list[str] = []
+        with self._unavailable_as_error():
+            for query, entity_id, prior in pairs:
+                check_prior(query, entity_id, prior)
+                keys += [self._scores_key(query), self._entity_key(entity_id)]
+                args += [entity_id, repr(float(prior)), query]
+                if len(keys) >= 2 * _PREDICT_BATCH:
+                    written += int(self._predict_script(keys=keys, args=args))
+                    keys, args = [], []
+            if keys:
+                written += int(self._predict_script(keys=keys, args=args))
+        return written
+
+    def top(self, query: str, n: int) -> list[EntityStat]:
+        n = min(n, self.top_limit)
+        if n <= 0:
+            return []
+        with self._unavailable_as_error():
+            ranked = self._client.zrevrange(self._scores_key(query), 0, n - 1, withscores=True)
+            if not ranked:
+                return []
+            fields = [f"{kind}:{entity_id}" for entity_id, _ in ranked for kind in ("i", "c")]
+            counts = self._client.hmget(self._counts_key(query), fields)
+        stats = []
+        for position, (entity_id, score) in enumerate(ranked):
+            impressions = float(counts[2 * position] or 0.0)
+            clicks = float(counts[2 * position + 1] or 0.0)
+            stats.append(EntityStat(entity_id, impressions, clicks, float(score), predicted=score < 1.0))
+        return stats
+
+    def count(self, query: str) -> int:
+        with self._unavailable_as_error():
+            return int(self._client.zcard(self._scores_key(query)))
+
+    def forget(self, entity_ids: Sequence[str]) -> None:
+        """Two round trips: read each entity's queries, then remove it from them all."""
+        entity_ids = list(dict.fromkeys(entity_ids))
+        if not entity_ids:
+            return
+        with self._unavailable_as_error():
+            reading = self._client.pipeline(transaction=False)
+            for entity_id in entity_ids:
+                reading.smembers(self._entity_key(entity_id))
+            queries_per_entity = reading.execute()
+            writing = self._client.pipeline(transaction=True)
+            for entity_id, queries in zip(entity_ids, queries_per_entity):
+                for query in queries:
+                    writing.zrem(self._scores_key(query), entity_id)
+                    writing.hdel(self._counts_key(query), f"i:{entity_id}", f"c:{entity_id}")
+                writing.delete(self._entity_key(entity_id))
+            writing.execute()
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            logger.warning("Redis at %s (LTRR_REDIS_URL) did not answer a ping", self.url)
+            return False
+
+    def clear(self) -> None:
+        """Delete every key under ``prefix`` (SCAN + UNLINK in batches); other keys are left alone."""
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "*"
+        with self._unavailable_as_error():
+            batch: list[str] = []
+            for key in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self._client.unlink(*batch)
+                    batch = []
+            if batch:
+                self._client.unlink(*batch)

@@ -1,0 +1,256 @@
+"""BM25 over the catalog's text fields with tantivy (an on-disk index).
+
+Fields are indexed from ``normalize_query``-normalized text with tantivy's ``en_stem`` analyzer. The query
+is never handed to tantivy's query parser: it is normalized (which removes every syntax character),
+analyzed with the same analyzer, and assembled as a boolean OR of boosted term queries per field
+(tantivy's multi-field BM25, as its query parser would build it), plus
+
+* fuzzy clauses (one edit, terms of at least ``FUZZY_MIN_CHARS`` characters) on title and artist at
+  ``FUZZY_WEIGHT`` of the field boost, so "tayler swif" still finds Taylor Swift (fuzzy matches score
+  a constant per clause in tantivy, so they rank below real BM25 matches of the same field);
+* a title phrase clause for multi-word queries, so an exact title outranks scattered term matches.
+
+One ``IndexWriter`` is opened lazily on the first write and kept; every write commits and reloads the
+reader, so changes are searchable when ``upsert``/``delete`` return.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from catalog.schema import Entity
+from contracts import ArtifactError, ConfigError, Hit, Query
+from retrievers.text import normalize_query
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+TEXT_FIELDS = ("title", "artist", "album", "genres", "moods", "description")
+DEFAULT_BOOSTS: Mapping[str, float] = {
+    "title": 3.0, "artist": 2.5, "album": 1.5, "genres": 1.2, "moods": 1.2, "description": 1.0,
+}
+FUZZY_FIELDS = ("title", "artist")
+FUZZY_WEIGHT = 0.3
+FUZZY_MIN_CHARS = 4
+PHRASE_WEIGHT = 1.0
+MAX_QUERY_TERMS = 32
+_COMMIT_EVERY = 50_000
+
+
+def _tantivy() -> Any:
+    try:
+        import tantivy
+    except ImportError as error:
+        raise ConfigError("lexical retrieval needs tantivy; `pip install tantivy`") from error
+    return tantivy
+
+
+def _schema() -> Any:
+    tantivy = _tantivy()
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw")
+    builder.add_text_field("type", stored=True, tokenizer_name="raw")
+    for field in TEXT_FIELDS:
+        builder.add_text_field(field, stored=False, tokenizer_name="en_stem")
+    builder.add_float_field("popularity", stored=True, fast=True)
+    return builder.build()
+
+
+def _check_boosts(boosts: Mapping[str, float] | None) -> dict[str, float]:
+    merged = dict(DEFAULT_BOOSTS)
+    for field, boost in (boosts or {}).items():
+        if field not in DEFAULT_BOOSTS:
+            raise ConfigError(f"boosts: unknown field {field!r}; use one of {', '.join(TEXT_FIELDS)}")
+        if not isinstance(boost, (int, float)) or boost < 0:
+            raise ConfigError(f"boosts.{field}: expected a number >= 0, got {boost!r}")
+        merged[field] = float(boost)
+    return merged
+
+
+class TantivyLexicalRetriever:
+    """``Retriever`` named ``"lexical"``: BM25 with field boosts over a tantivy index in ``index_dir``.
+
+    The constructor opens the index in ``index_dir`` or creates an empty one; ``open`` insists that a
+    built index is there.
+    """
+
+    name = "lexical"
+
+    def __init__(self, index_dir: Path | str, boosts: Mapping[str, float] | None = None,
+                 heap_size: int = 64_000_000) -> None:
+        tantivy = _tantivy()
+        self.index_dir = Path(index_dir)
+        self.boosts = _check_boosts(boosts)
+        self.heap_size = heap_size
+        try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            self._index = tantivy.Index(_schema(), path=str(self.index_dir), reuse=True)
+        except (OSError, ValueError) as error:
+            raise ArtifactError(
+                f"index_dir: cannot open a lexical index at {self.index_dir} ({error}); "
+                "delete the directory and run `ltrr index` to rebuild it"
+            ) from error
+        self._schema = self._index.schema
+        self._analyzer = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.remove_long(40))
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.stemmer("english"))
+            .build()
+        )
+        self._writer: Any = None
+        self._lock = threading.Lock()
+        self._index.reload()
+
+    @classmethod
+    def open(cls, index_dir: Path | str, boosts: Mapping[str, float] | None = None) -> TantivyLexicalRetriever:
+        """Open an index written by ``build``; ``ArtifactError`` when it is missing or incompatible."""
+        index_dir = Path(index_dir)
+        manifest_path = index_dir / MANIFEST
+        if not manifest_path.is_file() or not _tantivy().Index.exists(str(index_dir)):
+            raise ArtifactError(f"index_dir: no lexical index at {index_dir}; run `ltrr index` to build it")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as error:
+            raise ArtifactError(f"index_dir: unreadable {manifest_path} ({error}); run `ltrr index` to rebuild") from error
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise ArtifactError(
+                f"index_dir: lexical index at {index_dir} has schema_version {manifest.get('schema_version')!r}, "
+                f"this code reads {SCHEMA_VERSION}; run `ltrr index` to rebuild it"
+            )
+        return cls(index_dir, boosts=boosts)
+
+    # ----------------------------------------------------------------- writing
+
+    def _document(self, entity: Entity) -> Any:
+        tantivy = _tantivy()
+        return tantivy.Document(
+            id=entity.id,
+            type=entity.type,
+            title=normalize_query(entity.title),
+            artist=normalize_query(entity.artist),
+            album=normalize_query(entity.album),
+            genres=[normalize_query(g) for g in entity.genres] or [""],
+            moods=[normalize_query(m) for m in entity.moods] or [""],
+            description=normalize_query(entity.description),
+            popularity=float(entity.popularity),
+        )
+
+    def _writer_locked(self) -> Any:
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(heap_size=self.heap_size, num_threads=1)
+            except ValueError as error:
+                raise ArtifactError(
+                    f"index_dir: cannot write the lexical index at {self.index_dir} ({error}); "
+                    "another process holds its writer lock, stop it or write through it"
+                ) from error
+        return self._writer
+
+    def _commit_locked(self) -> None:
+        self._writer.commit()
+        self._index.reload()
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        manifest = {
+            "kind": "tantivy",
+            "schema_version": SCHEMA_VERSION,
+            "fields": list(TEXT_FIELDS),
+            "count": self._index.searcher().num_docs,
+        }
+        (self.index_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    def build(self, entities: Sequence[Entity], progress: Callable[[int], None] | None = None) -> None:
+        """Replace the whole index with ``entities`` (last one wins on duplicate ids)."""
+        unique = {entity.id: entity for entity in entities}
+        with self._lock:
+            writer = self._writer_locked()
+            writer.delete_all_documents()
+            for done, entity in enumerate(unique.values(), start=1):
+                writer.add_document(self._document(entity))
+                if done % _COMMIT_EVERY == 0:
+                    writer.commit()
+                if progress is not None and (done % 1000 == 0 or done == len(unique)):
+                    progress(done)
+            self._commit_locked()
+        logger.info("lexical index built at %s with %d entities", self.index_dir, len(unique))
+
+    def upsert(self, entities: Sequence[Entity]) -> None:
+        if not entities:
+            return
+        with self._lock:
+            writer = self._writer_locked()
+            for entity in {e.id: e for e in entities}.values():
+                writer.delete_documents_by_term("id", entity.id)
+                writer.add_document(self._document(entity))
+            self._commit_locked()
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._lock:
+            writer = self._writer_locked()
+            for entity_id in set(ids):
+                writer.delete_documents_by_term("id", entity_id)
+            self._commit_locked()
+
+    def close(self) -> None:
+        """Release the writer lock (waits for background merges)."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.wait_merging_threads()
+                self._writer = None
+
+    # ----------------------------------------------------------------- reading
+
+    def _terms(self, normalized: str) -> list[str]:
+        return self._analyzer.analyze(normalized)[: MAX_QUERY_TERMS * 2]
+
+    def _query(self, normalized: str) -> Any:
+        tantivy = _tantivy()
+        Q, should = tantivy.Query, tantivy.Occur.Should
+        analyzed = self._terms(normalized)
+        unique_terms = list(dict.fromkeys(analyzed))[:MAX_QUERY_TERMS]
+        clauses = []
+        for term in unique_terms:
+            for field, boost in self.boosts.items():
+                if boost > 0:
+                    clauses.append((should, Q.boost_query(Q.term_query(self._schema, field, term), boost)))
+            if len(term) >= FUZZY_MIN_CHARS:
+                for field in FUZZY_FIELDS:
+                    fuzzy = Q.fuzzy_term_query(self._schema, field, term, distance=1, transposition_cost_one=True)
+                    clauses.append((should, Q.boost_query(fuzzy, self.boosts[field] * FUZZY_WEIGHT)))
+        if 2 <= len(analyzed) <= MAX_QUERY_TERMS and self.boosts["title"] > 0:
+            phrase = Q.phrase_query(self._schema, "title", analyzed)
+            clauses.append((should, Q.boost_query(phrase, self.boosts["title"] * PHRASE_WEIGHT)))
+        return Q.boolean_query(clauses) if clauses else None
+
+    def search(self, query: Query, k: int) -> list[Hit]:
+        if k <= 0:
+            return []
+        tantivy_query = self._query(query.normalized or normalize_query(query.text))
+        if tantivy_query is None:
+            return []
+        searcher = self._index.searcher()
+        result = searcher.search(tantivy_query, limit=k, count=False)
+        hits = []
+        for rank, (score, address) in enumerate(result.hits, start=1):
+            entity_id = searcher.doc(address).get_first("id")
+            hits.append(Hit(entity_id=entity_id, score=float(score), rank=rank))
+        return hits
+
+    def __len__(self) -> int:
+        return self._index.searcher().num_docs
+
+    def health(self) -> str:
+        try:
+            self._index.searcher().num_docs
+        except Exception as error:  # noqa: BLE001 - health reports whatever is wrong
+            return f"lexical index at {self.index_dir} unreadable: {error}"
+        return "ok"

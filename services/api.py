@@ -1,0 +1,236 @@
+"""The HTTP door: ``POST /search``, ``POST /feedback``, ``GET /healthz``, ``/`` (a small search page).
+
+Pydantic models live only here, at the edge. Every input problem becomes a 4xx whose body names the
+field: ``{"error": "...", "detail": [{"field": "query", "message": "..."}]}``; nothing leaks a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Annotated, Any, Callable, Union
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from contracts import BadRequest, LtrrError
+from services.pipeline import MAX_K, MAX_QUERY_CHARS, Pipeline, SearchOutcome
+
+logger = logging.getLogger(__name__)
+
+ContextValue = Union[StrictStr, StrictBool, StrictInt, StrictFloat]
+
+
+def _reject_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate (invalid Unicode); send valid UTF-8 text") from None
+    return value
+
+
+class SearchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(description=f"The user's query, 1 to {MAX_QUERY_CHARS} characters.", examples=["sad songs for a rainy day"])
+    user_id: StrictStr | None = Field(None, max_length=256)
+    session_id: StrictStr | None = Field(None, max_length=256)
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description="How many results to return.")
+    context: dict[Annotated[str, Field(max_length=64)], ContextValue] | None = Field(
+        None, max_length=32, description="Extra context features (device, locale, ...): strings, numbers, booleans."
+    )
+
+    @field_validator("query", "user_id", "session_id")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        return _reject_surrogates(value)
+
+    @field_validator("context")
+    @classmethod
+    def _valid_context(cls, value: Any) -> Any:
+        for key, item in (value or {}).items():
+            _reject_surrogates(key)
+            _reject_surrogates(item)
+        return value
+
+
+class SourceOut(BaseModel):
+    strategy: str
+    score: float
+    rank: int
+
+
+class ResultOut(BaseModel):
+    id: str
+    type: str
+    title: str
+    artist: str
+    score: float
+    sources: list[SourceOut]
+
+
+class PlanOut(BaseModel):
+    quotas: dict[str, int] = Field(description="Candidates drawn from each strategy.")
+    name: str
+    probability: float = Field(description="Probability with which the policy chose this plan.")
+    distribution: dict[str, float] = Field(description="The policy's probability of every plan.")
+    policy_version: str
+    skipped: dict[str, str] = Field(description="Strategies in the plan that failed or ran out of time, with why.")
+
+
+class SearchResponse(BaseModel):
+    request_id: str
+    results: list[ResultOut]
+    plan: PlanOut
+    model_versions: dict[str, str]
+    candidates: int = Field(description="Size of the candidate union the ranker ordered.")
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: StrictStr = Field(max_length=128)
+    entity_id: StrictStr = Field(max_length=512)
+    event: StrictStr = Field(description="click, favorite or play.")
+    position: StrictInt | None = Field(None, ge=1, le=MAX_K)
+
+    @field_validator("request_id", "entity_id", "event")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        return _reject_surrogates(value)
+
+
+class FeedbackResponse(BaseModel):
+    event_id: str
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: list[ErrorDetail]
+
+
+def search_response(outcome: SearchOutcome) -> SearchResponse:
+    decision = outcome.decision
+    return SearchResponse(
+        request_id=outcome.request_id,
+        results=[
+            ResultOut(
+                id=item.entity_id,
+                type=item.type,
+                title=item.title,
+                artist=item.artist,
+                score=item.score,
+                sources=[SourceOut(strategy=s.strategy, score=s.score, rank=s.rank) for s in item.sources],
+            )
+            for item in outcome.results
+        ],
+        plan=PlanOut(
+            quotas=decision.plan.as_dict(),
+            name=decision.plan.name,
+            probability=decision.probability,
+            distribution={plan.name: p for plan, p in zip(decision.plans, decision.distribution)},
+            policy_version=decision.policy_version,
+            skipped=dict(outcome.skipped),
+        ),
+        model_versions=dict(outcome.model_versions),
+        candidates=outcome.candidates,
+    )
+
+
+def _field_of(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location if part != "body"]
+    return ".".join(parts) if parts else "body"
+
+
+def _validation_detail(error: dict[str, Any]) -> ErrorDetail:
+    if error.get("type") == "json_invalid":
+        return ErrorDetail(field="body", message=f"malformed JSON: {error.get('ctx', {}).get('error', 'cannot parse')}")
+    message = str(error.get("msg", "invalid value"))
+    return ErrorDetail(field=_field_of(tuple(error.get("loc", ()))), message=message)
+
+
+def _error(status: int, error: str, detail: list[ErrorDetail]) -> JSONResponse:
+    return JSONResponse(status_code=status, content=ErrorResponse(error=error, detail=detail).model_dump())
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "A field is invalid; `detail[].field` names it."},
+    404: {"model": ErrorResponse, "description": "Unknown request_id."},
+}
+
+
+def create_app(open_pipeline: Callable[[], Any], health: Callable[[Pipeline], dict[str, Any]]) -> FastAPI:
+    """``open_pipeline`` is a context-manager factory yielding the ``Pipeline`` (wiring builds it from Settings)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        with open_pipeline() as pipeline:
+            app.state.pipeline = pipeline
+            yield
+
+    app = FastAPI(
+        title="ltrr",
+        version="0.1.0",
+        summary="Learning to rank and retrieve: a bandit picks the retrievers, LambdaMART ranks their union.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid request", [_validation_detail(error) for error in exc.errors()])
+
+    @app.exception_handler(BadRequest)
+    async def _bad_request(request: Request, exc: BadRequest) -> JSONResponse:
+        status = 404 if exc.field == "request_id" else 422
+        return _error(status, "invalid request", [ErrorDetail(field=exc.field, message=exc.message)])
+
+    @app.exception_handler(LtrrError)
+    async def _ltrr_error(request: Request, exc: LtrrError) -> JSONResponse:
+        logger.error("request failed: %s", exc)
+        return _error(503, "service unavailable", [ErrorDetail(field="service", message=str(exc))])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http error", [ErrorDetail(field="path", message=str(exc.detail))])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s", request.url.path)
+        return _error(500, "internal error", [ErrorDetail(field="service", message="unexpected error; see the server log")])
+
+    @app.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES)
+    def search(body: SearchBody, request: Request) -> SearchResponse:
+        """Choose a plan, retrieve, rank the union, log the impression."""
+        pipeline: Pipeline = request.app.state.pipeline
+        outcome = pipeline.search(
+            body.query, k=body.k, user_id=body.user_id, session_id=body.session_id, request_context=body.context
+        )
+        return search_response(outcome)
+
+    @app.post("/feedback", response_model=FeedbackResponse, responses=ERROR_RESPONSES)
+    def feedback(body: FeedbackBody, request: Request) -> FeedbackResponse:
+        """Record a click, favourite or play on a result of an earlier search."""
+        pipeline: Pipeline = request.app.state.pipeline
+        event_id = pipeline.feedback(body.request_id, body.entity_id, body.event, body.position)
+        return FeedbackResponse(event_id=event_id)
+
+    @app.get("/healthz")
+    def healthz(request: Request) -> dict[str, Any]:
+        """Each backend's state; ``status`` is ``degraded`` when a fallback is serving."""
+        return health(request.app.state.pipeline)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("services").joinpath("static/index.html").read_text(encoding="utf-8"))
+
+    return app

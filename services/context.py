@@ -1,0 +1,55 @@
+"""Context features for the bandit: what the query looks like, when it was asked, who asked,
+and how much the memory index already knows about it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Mapping
+
+from contracts import Context, Query
+
+SLOT_KINDS = ("artist", "title", "genre", "mood", "type")
+
+
+def _bucket(value: int, edges: tuple[int, ...]) -> str:
+    for edge in edges:
+        if value <= edge:
+            return f"<={edge}"
+    return f">{edges[-1]}"
+
+
+def context_features(
+    query: Query,
+    memory_count: int,
+    request_context: Mapping[str, object] | None = None,
+) -> Context:
+    """Categoricals as ``name=value`` -> 1.0; a few numeric features scaled to about [0, 1]."""
+    tokens = query.tokens
+    features: dict[str, float] = {
+        f"tokens={_bucket(len(tokens), (1, 2, 3, 5))}": 1.0,
+        f"chars={_bucket(len(query.normalized), (8, 16, 32))}": 1.0,
+        "n_tokens": min(len(tokens), 10) / 10.0,
+        f"memory={_bucket(memory_count, (0, 3, 20))}": 1.0,
+    }
+    kinds = {slot.kind for slot in query.slots}
+    for kind in SLOT_KINDS:
+        if kind in kinds:
+            features[f"slot={kind}"] = 1.0
+    if not kinds:
+        features["slot=none"] = 1.0
+    covered = sum(len(slot.matched.split()) for slot in query.slots if slot.kind in ("title", "artist"))
+    if tokens and covered >= len(tokens):
+        features["names_cover_query"] = 1.0
+    when = dt.datetime.fromtimestamp(query.timestamp, tz=dt.timezone.utc)
+    features[f"hour={when.hour // 6}"] = 1.0
+    features[f"weekend={int(when.weekday() >= 5)}"] = 1.0
+    features[f"has_user={int(query.user_id is not None)}"] = 1.0
+    features[f"has_session={int(query.session_id is not None)}"] = 1.0
+    for name, value in (request_context or {}).items():
+        if isinstance(value, bool):
+            features[f"ctx_{name}={int(value)}"] = 1.0
+        elif isinstance(value, (int, float)):
+            features[f"ctx_{name}"] = float(value)
+        elif isinstance(value, str) and len(value) <= 64:
+            features[f"ctx_{name}={value}"] = 1.0
+    return Context(features)

@@ -1,0 +1,54 @@
+"""``ltrr index``: generate or load the catalog and build the lexical and dense indexes on disk."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Sequence
+
+from catalog.schema import Entity
+from retrievers.dense_faiss import FaissDenseRetriever
+from retrievers.embedding import Embedder
+from retrievers.lexical_tantivy import TantivyLexicalRetriever
+from services.settings import Settings
+from services.wiring import Paths, ensure_catalog
+
+logger = logging.getLogger(__name__)
+
+# A progress factory: given a label and a total, returns a context manager yielding ``report(done)``.
+ProgressFactory = Callable[[str, int], ContextManager[Callable[[int], None]]]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    entities: int
+    lexical_dir: str
+    dense_dir: str
+
+
+def indexes_exist(settings: Settings) -> bool:
+    paths = Paths(settings.data_dir)
+    return settings.resolved_catalog_path.exists() and (paths.lexical / "meta.json").exists() and (
+        paths.dense / "manifest.json"
+    ).exists()
+
+
+def build_indexes(
+    settings: Settings, progress: ProgressFactory, embedder: Embedder | None = None, entities: Sequence[Entity] | None = None
+) -> IndexReport:
+    paths = Paths(settings.data_dir)
+    entities = list(entities) if entities is not None else ensure_catalog(settings)
+    for directory in (paths.lexical, paths.dense):
+        if directory.exists():
+            shutil.rmtree(directory)
+    lexical = TantivyLexicalRetriever(paths.lexical)
+    with progress("lexical index (tantivy)", len(entities)) as report:
+        lexical.build(entities, progress=report)
+    lexical.close()
+    dense = FaissDenseRetriever(embedder or Embedder(), paths.dense, kind=settings.dense_index)
+    with progress("dense index (all-MiniLM-L6-v2 + FAISS)", len(entities)) as report:
+        dense.build(entities, progress=report)
+    dense.save()
+    logger.info("indexed %d entities under %s", len(entities), settings.data_dir)
+    return IndexReport(len(entities), str(paths.lexical), str(paths.dense))

@@ -1,0 +1,241 @@
+"""The ingestion job: the single writer of learned state.
+
+It reads the event log from where it stopped, joins feedback to impressions, and once an impression's
+attribution window has closed *in event time* (the newest event time seen is past ``time + window``) it
+  * updates the Q2E memory index (shown entities, engaged entities),
+  * gives the bandit the plan's reward,
+  * writes a ranker training row (the logged features, graded labels) when anything was engaged,
+and retrains the ranker when enough new rows exist. Malformed lines are counted and skipped.
+Idempotent on ``event_id``: replaying the same lines changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bandit.reward import RewardConfig, reward
+from contracts import Context, Decision, Plan
+from memory_index.base import MemoryStore
+from services.events import read_log
+
+logger = logging.getLogger(__name__)
+
+GRADES = {"click": 1, "favorite": 2, "play": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRound:
+    """One finalized impression: what replay and the bandit need."""
+
+    request_id: str
+    time: float
+    context: dict[str, float]
+    decision: Decision
+    reward: float
+    engaged: dict[str, int]
+
+
+@dataclass(slots=True)
+class IngestReport:
+    lines: int = 0
+    malformed: int = 0
+    duplicates: int = 0
+    impressions: int = 0
+    feedback: int = 0
+    orphan_feedback: int = 0
+    finalized: int = 0
+    reward_sum: float = 0.0
+    training_rows: int = 0
+    ranker: str = "not retrained"
+    policy: str = "unchanged"
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def mean_reward(self) -> float:
+        return self.reward_sum / self.finalized if self.finalized else 0.0
+
+
+def decision_from_impression(impression: dict[str, Any]) -> Decision:
+    """Rebuild the logged decision; the distribution's keys keep the order of the plans the policy saw."""
+    plans = tuple(Plan.parse(name) for name in impression["distribution"])
+    plan = Plan.of(impression["plan"])
+    index = plans.index(plan)
+    return Decision(
+        plan=plan,
+        probability=float(impression["probability"]),
+        distribution=tuple(float(p) for p in impression["distribution"].values()),
+        plans=plans,
+        index=index,
+        policy_version=impression.get("model_versions", {}).get("policy", ""),
+    )
+
+
+def finalize(impression: dict[str, Any], feedback: list[dict[str, Any]], config: RewardConfig) -> LoggedRound:
+    """The reward and graded engagements of one impression from the feedback that came in time."""
+    start = float(impression["time"])
+    in_time = [event for event in feedback if float(event["time"]) - start <= config.window_seconds]
+    engaged: dict[str, int] = {}
+    for event in in_time:
+        entity_id = event["entity_id"]
+        engaged[entity_id] = max(engaged.get(entity_id, 0), GRADES[event["event"]])
+    decision = decision_from_impression(impression)
+    value = reward(
+        ((event["event"], float(event["time"]) - start) for event in in_time), decision.plan.total, config
+    )
+    return LoggedRound(impression["request_id"], start, dict(impression["context"]), decision, value, engaged)
+
+
+def join_rounds(path: Path, config: RewardConfig) -> tuple[list[LoggedRound], IngestReport]:
+    """Every impression in the log with its reward (replay reads the log this way; nothing is recomputed)."""
+    report = IngestReport()
+    impressions: dict[str, dict[str, Any]] = {}
+    feedback: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for line in read_log(path):
+        report.lines += 1
+        if line.event is None:
+            report.malformed += 1
+            continue
+        event = line.event
+        if event["event_id"] in seen:
+            report.duplicates += 1
+            continue
+        seen.add(event["event_id"])
+        if event["kind"] == "impression":
+            impressions[event["request_id"]] = event
+        else:
+            feedback.setdefault(event["request_id"], []).append(event)
+    rounds = []
+    for impression in impressions.values():
+        try:
+            rounds.append(finalize(impression, feedback.get(impression["request_id"], []), config))
+        except (KeyError, ValueError, TypeError) as error:
+            report.malformed += 1
+            report.errors.append(f"request {impression['request_id']}: {error}")
+    rounds.sort(key=lambda logged: logged.time)
+    return rounds, report
+
+
+class Ingestor:
+    """Incremental ingestion with its state (log offset, open impressions, seen event ids) in ``state_dir``.
+
+    ``learn`` applies a bandit update (the service passes its locked in-process policy, the CLI a policy
+    loaded from disk); ``retrain`` is called with the rows file when enough new rows exist and returns a
+    short description of what happened to the ranker.
+    """
+
+    def __init__(
+        self,
+        log_path: Path,
+        state_dir: Path,
+        memory: MemoryStore,
+        reward_config: RewardConfig,
+        learn: Callable[[Context, Decision, float], None],
+        retrain: Callable[[Path], str] | None = None,
+        min_new_rows: int = 200,
+    ) -> None:
+        self.log_path = Path(log_path)
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.rows_path = self.state_dir / "ranker_rows.jsonl"
+        self.memory = memory
+        self.reward_config = reward_config
+        self.learn = learn
+        self.retrain = retrain
+        self.min_new_rows = min_new_rows
+        self._state = self._load_state()
+
+    def _state_path(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def _load_state(self) -> dict[str, Any]:
+        path = self._state_path()
+        if path.exists():
+            return json.loads(path.read_text())
+        return {"offset": 0, "watermark": 0.0, "pending": {}, "feedback": {}, "seen": [], "new_rows": 0, "finalized": []}
+
+    def _save_state(self) -> None:
+        staging = self._state_path().with_suffix(".tmp")
+        staging.write_text(json.dumps(self._state))
+        os.replace(staging, self._state_path())
+
+    def run(self, flush: bool = False) -> IngestReport:
+        """Ingest new lines; with ``flush`` also close every open impression's window now."""
+        report = IngestReport()
+        state = self._state
+        seen = set(state["seen"])
+        finalized_ids = set(state["finalized"])
+        pending: dict[str, dict[str, Any]] = state["pending"]
+        early_feedback: dict[str, list[dict[str, Any]]] = state["feedback"]
+        for line in read_log(self.log_path, state["offset"]):
+            state["offset"] = line.next_offset
+            report.lines += 1
+            if line.event is None:
+                report.malformed += 1
+                if len(report.errors) < 20:
+                    report.errors.append(f"byte {line.next_offset}: {line.error}")
+                continue
+            event = line.event
+            if event["event_id"] in seen:
+                report.duplicates += 1
+                continue
+            seen.add(event["event_id"])
+            state["watermark"] = max(state["watermark"], float(event["time"]))
+            if event["kind"] == "impression":
+                report.impressions += 1
+                event["feedback"] = early_feedback.pop(event["request_id"], [])
+                pending[event["request_id"]] = event
+            else:
+                report.feedback += 1
+                if event["request_id"] in pending:
+                    pending[event["request_id"]]["feedback"].append(event)
+                elif event["request_id"] in finalized_ids:
+                    report.orphan_feedback += 1
+                else:
+                    early_feedback.setdefault(event["request_id"], []).append(event)
+        closing = [
+            request_id
+            for request_id, impression in pending.items()
+            if flush or float(impression["time"]) + self.reward_config.window_seconds <= state["watermark"]
+        ]
+        with open(self.rows_path, "a", encoding="utf-8") as rows:
+            for request_id in sorted(closing, key=lambda rid: pending[rid]["time"]):
+                impression = pending.pop(request_id)
+                finalized_ids.add(request_id)
+                try:
+                    logged = finalize(impression, impression["feedback"], self.reward_config)
+                except (KeyError, ValueError, TypeError) as error:
+                    report.malformed += 1
+                    report.errors.append(f"request {request_id}: {error}")
+                    continue
+                self._apply(impression, logged, rows, report)
+        state["seen"] = sorted(seen)
+        state["finalized"] = sorted(finalized_ids)
+        if self.retrain is not None and state["new_rows"] >= self.min_new_rows:
+            report.ranker = self.retrain(self.rows_path)
+            state["new_rows"] = 0
+        self._save_state()
+        return report
+
+    def _apply(self, impression: dict[str, Any], logged: LoggedRound, rows: Any, report: IngestReport) -> None:
+        shown = [item["entity_id"] for item in impression["page"]]
+        self.memory.record(impression["query"]["normalized"], shown, logged.engaged.keys(), logged.time)
+        self.learn(Context(logged.context), logged.decision, logged.reward)
+        report.finalized += 1
+        report.reward_sum += logged.reward
+        if logged.engaged and impression["candidates"]:
+            row = {
+                "request_id": logged.request_id,
+                "time": logged.time,
+                "ranker": impression["model_versions"].get("ranker", ""),
+                "features": [candidate["features"] for candidate in impression["candidates"]],
+                "labels": [logged.engaged.get(candidate["entity_id"], 0) for candidate in impression["candidates"]],
+            }
+            rows.write(json.dumps(row, separators=(",", ":")) + "\n")
+            report.training_rows += 1
+            self._state["new_rows"] += 1

@@ -1,0 +1,110 @@
+"""The ingestion job wired to a process: in the service (in-process store), in the simulator, or as
+``ltrr ingest`` (a separate process that loads the serving models, learns and publishes new versions)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from bandit.base import Policy
+from contracts import ConfigError, Context, Decision
+from memory_index.redis_store import RedisMemoryStore
+from ranker.base import Ranker
+from services.ingest import IngestReport, Ingestor
+from services.models import ModelStore
+from services.pipeline import Pipeline
+from services.redis_local import url_file
+from services.settings import Settings
+from services.training import retrain_ranker
+from services.wiring import Paths, make_policy, make_ranker, plans_from, reward_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestJob:
+    """Runs the ``Ingestor`` and publishes what it learned.
+
+    ``with_policy(fn)`` runs ``fn`` on the policy being trained (under the serving lock when in-process);
+    ``on_ranker`` receives an accepted new ranker (the in-process pipeline swaps it in).
+    """
+
+    ingestor: Ingestor
+    models: ModelStore
+    with_policy: Callable[[Callable[[Policy], None]], None]
+    current_ranker: Callable[[], Ranker]
+    on_ranker: Callable[[Ranker], None]
+    save_models: bool = True
+
+    def run(self, flush: bool = False) -> IngestReport:
+        report = self.ingestor.run(flush=flush)
+        if report.finalized and self.save_models:
+            versions: list[str] = []
+            self.with_policy(lambda policy: versions.append(self.models.save("bandit", policy.save)))
+            report.policy = versions[0]
+        return report
+
+
+def ingest_job(settings: Settings, pipeline: Pipeline, save_models: bool = True) -> IngestJob:
+    """In-process ingestion feeding the serving pipeline directly."""
+    paths = Paths(settings.data_dir)
+    models = ModelStore(paths.models)
+
+    def learn(context: Context, decision: Decision, reward: float) -> None:
+        pipeline.learn(lambda policy: policy.learn(context, decision, reward))
+
+    def swap_ranker(ranker: Ranker) -> None:
+        pipeline.ranker = ranker
+
+    ingestor = Ingestor(
+        paths.events / "events.jsonl",
+        paths.ingest,
+        pipeline.memory,
+        reward_config(settings),
+        learn,
+        retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: pipeline.ranker, swap_ranker),
+        min_new_rows=settings.ranker_min_new_impressions,
+    )
+    return IngestJob(ingestor, models, pipeline.learn, lambda: pipeline.ranker, swap_ranker, save_models)
+
+
+def open_ingest_job(settings: Settings) -> IngestJob:
+    """``ltrr ingest``: Redis from LTRR_REDIS_URL or the URL the demo's local redis-server wrote."""
+    paths = Paths(settings.data_dir)
+    url = settings.redis_url
+    if url is None and url_file(settings.data_dir).exists():
+        url = url_file(settings.data_dir).read_text().strip()
+    if url is None:
+        raise ConfigError(
+            "no Redis to ingest into: set LTRR_REDIS_URL, or start `ltrr serve` (it writes the local redis-server's "
+            f"URL to {url_file(settings.data_dir)}); without Redis the service ingests in-process by itself"
+        )
+    memory = RedisMemoryStore(url)
+    models = ModelStore(paths.models)
+    policy_holder = [make_policy(settings, models, plans_from(settings))]
+    ranker_holder = [make_ranker(settings, models)]
+    lock = threading.Lock()
+
+    def with_policy(apply: Callable[[Policy], None]) -> None:
+        with lock:
+            apply(policy_holder[0])
+
+    def learn(context: Context, decision: Decision, reward: float) -> None:
+        policy_holder[0].learn(context, decision, reward)
+
+    def set_ranker(ranker: Ranker) -> None:
+        ranker_holder[0] = ranker
+
+    ingestor = Ingestor(
+        paths.events / "events.jsonl",
+        paths.ingest,
+        memory,
+        reward_config(settings),
+        learn,
+        retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: ranker_holder[0], set_ranker),
+        min_new_rows=settings.ranker_min_new_impressions,
+    )
+    return IngestJob(ingestor, models, with_policy, lambda: ranker_holder[0], set_ranker)

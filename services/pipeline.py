@@ -1,0 +1,293 @@
+"""The request path: understand -> bandit.choose -> retrievers (per quota) -> union -> ranker -> impression.
+
+The HTTP API and the simulator drive the same ``Pipeline`` object, so what the simulator measures
+is what the service does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from bandit.base import Policy
+from catalog.schema import Entity
+from contracts import BadRequest, Candidate, Decision, EntityFacts, Hit, Plan, Query, Scored
+from memory_index.base import MemoryStore
+from ranker.base import Ranker
+from retrievers.base import Retriever
+from retrievers.understanding import Gazetteer, build_query
+from services.context import context_features
+from services.events import FEEDBACK_EVENTS, EventLog, new_id
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 1000
+MAX_K = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHit:
+    strategy: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResultItem:
+    entity_id: str
+    type: str
+    title: str
+    artist: str
+    score: float
+    sources: tuple[SourceHit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    request_id: str
+    results: tuple[ResultItem, ...]
+    decision: Decision
+    skipped: Mapping[str, str]
+    model_versions: Mapping[str, str]
+    candidates: int
+
+
+def entity_facts(entity: Entity) -> EntityFacts:
+    return EntityFacts(
+        entity_id=entity.id,
+        type=entity.type,
+        title=entity.title,
+        artist=entity.artist,
+        album=entity.album,
+        genres=entity.genres,
+        moods=entity.moods,
+        popularity=entity.popularity,
+    )
+
+
+def check_query_text(text: str) -> str:
+    """The request's ``query``: non-blank, at most MAX_QUERY_CHARS, valid Unicode (no lone surrogates)."""
+    if not text.strip():
+        raise BadRequest("query", "must contain at least one non-whitespace character")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadRequest("query", f"is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("query", "contains a lone surrogate (invalid Unicode); send valid UTF-8 text") from None
+    return text
+
+
+def check_k(k: int) -> int:
+    if k < 1 or k > MAX_K:
+        raise BadRequest("k", f"must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+@dataclass
+class Pipeline:
+    retrievers: Mapping[str, Retriever]
+    policy: Policy
+    plans: tuple[Plan, ...]
+    ranker: Ranker
+    memory: MemoryStore
+    gazetteer: Gazetteer
+    facts: dict[str, EntityFacts]
+    event_log: EventLog
+    strategies: tuple[str, ...]
+    retriever_timeout_s: float = 0.25
+    clock: Callable[[], float] = time.time
+    known_requests: set[str] = field(default_factory=set)
+    _policy_lock: threading.Lock = field(default_factory=threading.Lock)
+    _executor: ThreadPoolExecutor | None = None
+
+    def __post_init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(2, len(self.retrievers)), thread_name_prefix="retriever")
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- request path -------------------------------------------------------------------------------
+
+    def search(
+        self,
+        text: str,
+        k: int = 10,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        request_context: Mapping[str, object] | None = None,
+        timestamp: float | None = None,
+    ) -> SearchOutcome:
+        check_query_text(text)
+        check_k(k)
+        now = self.clock() if timestamp is None else timestamp
+        query = build_query(text, user_id=user_id, session_id=session_id, timestamp=now, gazetteer=self.gazetteer)
+        if not query.normalized:
+            raise BadRequest("query", "has no searchable characters after normalization (only punctuation or symbols)")
+        context = context_features(query, self.memory.count(query.normalized), request_context)
+        with self._policy_lock:
+            decision = self.policy.choose(context, self.plans)
+        hits_by_strategy, skipped = self._retrieve(query, decision.plan)
+        candidates = union(hits_by_strategy)
+        ranker = self.ranker
+        ranked = ranker.rank(query, candidates, self.facts) if candidates else []
+        page = ranked[:k]
+        request_id = new_id()
+        versions = {"policy": self.policy.version, "ranker": ranker.version}
+        self.event_log.append(
+            impression_event(request_id, query, context.features, decision, candidates, ranked, page, versions, skipped)
+        )
+        self.known_requests.add(request_id)
+        provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
+        results = tuple(self._result_item(scored, provenance[scored.entity_id]) for scored in page)
+        return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates))
+
+    def _retrieve(self, query: Query, plan: Plan) -> tuple[dict[str, list[Hit]], dict[str, str]]:
+        jobs = {
+            name: quota for name, quota in plan.quotas if quota > 0 and name in self.retrievers
+        }
+        skipped = {name: "not configured" for name, quota in plan.quotas if quota > 0 and name not in self.retrievers}
+        executor = self._executor or ThreadPoolExecutor(max_workers=1)
+        futures = {executor.submit(self.retrievers[name].search, query, quota): name for name, quota in jobs.items()}
+        done, not_done = wait(futures, timeout=self.retriever_timeout_s)
+        hits_by_strategy: dict[str, list[Hit]] = {}
+        for future in not_done:
+            name = futures[future]
+            skipped[name] = f"timed out after {self.retriever_timeout_s * 1000:.0f} ms"
+            logger.warning("retriever %s exceeded its %.0f ms budget", name, self.retriever_timeout_s * 1000)
+        for future in done:
+            name = futures[future]
+            error = future.exception()
+            if error is not None:
+                skipped[name] = f"failed: {error.__class__.__name__}: {error}"
+                logger.warning("retriever %s failed: %s", name, error)
+                continue
+            hits_by_strategy[name] = future.result()
+        return hits_by_strategy, skipped
+
+    def _result_item(self, scored: Scored, provenance: Mapping[str, Hit]) -> ResultItem:
+        facts = self.facts.get(scored.entity_id)
+        sources = tuple(SourceHit(name, hit.score, hit.rank) for name, hit in sorted(provenance.items()))
+        return ResultItem(
+            entity_id=scored.entity_id,
+            type=facts.type if facts else "unknown",
+            title=facts.title if facts else scored.entity_id,
+            artist=facts.artist if facts else "",
+            score=scored.score,
+            sources=sources,
+        )
+
+    # -- feedback -----------------------------------------------------------------------------------
+
+    def feedback(
+        self,
+        request_id: str,
+        entity_id: str,
+        event: str,
+        position: int | None = None,
+        timestamp: float | None = None,
+    ) -> str:
+        if request_id not in self.known_requests:
+            raise BadRequest("request_id", f"unknown request_id {request_id[:64]!r}; use the request_id /search returned")
+        if event not in FEEDBACK_EVENTS:
+            raise BadRequest("event", f"must be one of {', '.join(FEEDBACK_EVENTS)}, got {event[:32]!r}")
+        if entity_id not in self.facts:
+            raise BadRequest("entity_id", f"unknown entity {entity_id[:64]!r}")
+        if position is not None and position < 1:
+            raise BadRequest("position", f"must be >= 1 (1 is the top result), got {position}")
+        event_id = new_id()
+        self.event_log.append(
+            {
+                "kind": "feedback",
+                "event_id": event_id,
+                "request_id": request_id,
+                "entity_id": entity_id,
+                "event": event,
+                "position": position,
+                "time": self.clock() if timestamp is None else timestamp,
+            }
+        )
+        return event_id
+
+    # -- catalog updates ----------------------------------------------------------------------------
+
+    def upsert(self, entities: Sequence[Entity]) -> None:
+        for retriever in self.retrievers.values():
+            retriever.upsert(entities)
+        for entity in entities:
+            self.facts[entity.id] = entity_facts(entity)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for retriever in self.retrievers.values():
+            retriever.delete(ids)
+        for entity_id in ids:
+            self.facts.pop(entity_id, None)
+
+    # -- model hand-off (ingest is the single writer) -----------------------------------------------
+
+    def swap_policy(self, policy: Policy) -> None:
+        with self._policy_lock:
+            self.policy = policy
+
+    def learn(self, apply: Callable[[Policy], None]) -> None:
+        """Run ``apply`` on the serving policy under the lock that ``choose`` takes (in-process ingest)."""
+        with self._policy_lock:
+            apply(self.policy)
+
+
+def union(hits_by_strategy: Mapping[str, Sequence[Hit]]) -> list[Candidate]:
+    """Union of every strategy's hits, keeping each entity's per-strategy provenance.
+    Order: first appearance, strategies in name order (the ranker decides the final order)."""
+    provenance: dict[str, dict[str, Hit]] = {}
+    for name in sorted(hits_by_strategy):
+        for hit in hits_by_strategy[name]:
+            provenance.setdefault(hit.entity_id, {})[name] = hit
+    return [Candidate(entity_id, by_strategy) for entity_id, by_strategy in provenance.items()]
+
+
+def impression_event(
+    request_id: str,
+    query: Query,
+    context: Mapping[str, float],
+    decision: Decision,
+    candidates: Sequence[Candidate],
+    ranked: Sequence[Scored],
+    page: Sequence[Scored],
+    versions: Mapping[str, str],
+    skipped: Mapping[str, str],
+) -> dict[str, Any]:
+    """The impression record: everything replay and training need, so nothing is recomputed later."""
+    provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
+    return {
+        "kind": "impression",
+        "request_id": request_id,
+        "time": query.timestamp,
+        "query": {
+            "text": query.text,
+            "normalized": query.normalized,
+            "user_id": query.user_id,
+            "session_id": query.session_id,
+            "slots": [[slot.kind, slot.value] for slot in query.slots],
+        },
+        "context": dict(context),
+        "plan": decision.plan.as_dict(),
+        "plan_name": decision.plan.name,
+        "probability": decision.probability,
+        "distribution": {plan.name: round(p, 6) for plan, p in zip(decision.plans, decision.distribution)},
+        "candidates": [
+            {
+                "entity_id": scored.entity_id,
+                "sources": {name: [round(hit.score, 5), hit.rank] for name, hit in provenance[scored.entity_id].items()},
+                "features": [round(value, 5) for value in scored.features],
+            }
+            for scored in ranked
+        ],
+        "page": [{"entity_id": scored.entity_id, "position": position} for position, scored in enumerate(page, 1)],
+        "model_versions": dict(versions),
+        "skipped": dict(skipped),
+    }

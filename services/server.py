@@ -1,0 +1,78 @@
+"""The service process: opens the stack, starts its background threads, serves the FastAPI app.
+
+With Redis, learning happens in ``ltrr ingest`` (another process) and this process reloads the model
+versions it publishes. Without Redis, the memory index lives here, so ingestion runs here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Iterator
+
+from fastapi import FastAPI
+
+from bandit.vw_policy import VWPolicy
+from contracts import LtrrError
+from ranker.lambdamart import LambdaMartRanker
+from services.api import create_app
+from services.jobs import ingest_job
+from services.pipeline import Pipeline
+from services.settings import Settings
+from services.wiring import Stack, health, open_stack
+
+logger = logging.getLogger(__name__)
+
+
+def _reload_models(stack: Stack) -> None:
+    pipeline, models, settings = stack.pipeline, stack.models, stack.settings
+    bandit_version = models.current("bandit")
+    if settings.policy == "vw" and bandit_version and bandit_version != pipeline.policy.version:
+        pipeline.swap_policy(VWPolicy.load(models.directory("bandit", bandit_version), seed=settings.seed))
+        logger.info("serving bandit policy %s", bandit_version)
+    ranker_version = models.current("ranker")
+    if ranker_version and ranker_version != pipeline.ranker.version:
+        pipeline.ranker = LambdaMartRanker.load(models.directory("ranker", ranker_version))
+        logger.info("serving ranker %s", ranker_version)
+
+
+def _every(stack: Stack, seconds: float, name: str, work) -> threading.Thread:
+    def loop() -> None:
+        while not stack.stop.wait(seconds):
+            try:
+                work()
+            except LtrrError as error:
+                logger.error("%s failed: %s", name, error)
+            except Exception:
+                logger.exception("%s failed", name)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def start_background(stack: Stack) -> None:
+    if stack.pipeline.memory.backend == "local":
+        job = ingest_job(stack.settings, stack.pipeline)
+        stack.threads.append(_every(stack, stack.settings.ingest_interval_s, "in-process-ingest", job.run))
+    elif stack.settings.reload_interval_s > 0:
+        stack.threads.append(_every(stack, stack.settings.reload_interval_s, "model-reloader", lambda: _reload_models(stack)))
+
+
+def build_app(settings: Settings, **stack_options) -> FastAPI:
+    """The app for ``settings``; the stack opens at startup and closes at shutdown."""
+    holder: dict[str, Stack] = {}
+
+    @contextlib.contextmanager
+    def open_pipeline() -> Iterator[Pipeline]:
+        stack = open_stack(settings, **stack_options)
+        holder["stack"] = stack
+        try:
+            start_background(stack)
+            logger.info("memory index: %s", stack.memory_description)
+            yield stack.pipeline
+        finally:
+            stack.close()
+
+    return create_app(open_pipeline, lambda pipeline: health(holder["stack"]))

@@ -1,0 +1,137 @@
+"""One contract suite for every Policy (VW, uniform, fixed), then VW-specific learning and persistence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import numpy as np
+import pytest
+
+from bandit import FixedPlanPolicy, Policy, UniformPolicy, VWPolicy, plan_space
+from contracts import ArtifactError, ConfigError, Context, Plan
+
+PLANS = plan_space(["lexical", "dense", "memory"])
+CONTEXT = Context({"user_type=a": 1.0, "query_tokens": 2.0})
+
+
+@pytest.fixture(params=["vw", "uniform", "fixed"])
+def policy(request) -> Policy:
+    if request.param == "vw":
+        return VWPolicy(seed=3)
+    if request.param == "uniform":
+        return UniformPolicy(seed=3)
+    return FixedPlanPolicy(Plan.of({"dense": 0, "lexical": 100, "memory": 20}))
+
+
+def test_implements_protocol(policy):
+    assert isinstance(policy, Policy)
+    assert isinstance(policy.version, str) and policy.version
+
+
+def test_decision_is_consistent_with_distribution(policy):
+    decision = policy.choose(CONTEXT, PLANS)
+    assert decision.plans == PLANS
+    assert decision.plans[decision.index] == decision.plan
+    assert decision.probability == decision.distribution[decision.index] > 0
+    assert sum(decision.distribution) == pytest.approx(1.0)
+    assert decision.distribution == pytest.approx(policy.distribution(CONTEXT, PLANS))
+    assert decision.policy_version == policy.version
+
+
+def test_learn_accepts_its_own_decisions(policy):
+    for _ in range(5):
+        decision = policy.choose(CONTEXT, PLANS)
+        policy.learn(CONTEXT, decision, reward=1.0)
+    assert sum(policy.distribution(CONTEXT, PLANS)) == pytest.approx(1.0)
+
+
+def test_no_plans_is_a_config_error(policy):
+    with pytest.raises(ConfigError, match="LTRR_PLAN_LEVELS"):
+        policy.choose(CONTEXT, ())
+
+
+def test_save_writes_a_manifest(policy, tmp_path):
+    policy.save(tmp_path / "saved")
+    assert (tmp_path / "saved" / "manifest.json").is_file()
+
+
+def test_uniform_distribution_is_equal():
+    assert UniformPolicy(seed=0).distribution(CONTEXT, PLANS) == (1 / 26,) * 26
+    policy_a, policy_b = UniformPolicy(seed=9), UniformPolicy(seed=9)
+    assert [policy_a.choose(CONTEXT, PLANS).index for _ in range(20)] == [policy_b.choose(CONTEXT, PLANS).index for _ in range(20)]
+
+
+def test_fixed_policy_puts_all_mass_on_its_plan():
+    plan = Plan.of({"dense": 100, "lexical": 0, "memory": 0})
+    decision = FixedPlanPolicy(plan).choose(CONTEXT, PLANS)
+    assert (decision.plan, decision.probability) == (plan, 1.0)
+    assert sum(decision.distribution) == 1.0 and decision.distribution[decision.index] == 1.0
+    with pytest.raises(ConfigError, match="LTRR_FIXED_PLAN"):
+        FixedPlanPolicy(Plan.of({"other": 20})).choose(CONTEXT, PLANS)
+
+
+def _simulated_reward(user_type: str, plan: Plan, rng: np.random.Generator) -> float:
+    """Users of type a are served by lexical, type b by dense; every candidate costs 0.005."""
+    target = "lexical" if user_type == "a" else "dense"
+    return plan.quota(target) / 100 - 0.005 * plan.total + rng.normal(0.0, 0.1)
+
+
+def test_vw_learns_the_best_plan_per_context():
+    policy = VWPolicy(seed=11, epsilon=0.05)
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        user_type = "a" if rng.random() < 0.5 else "b"
+        context = Context({f"user_type={user_type}": 1.0})
+        decision = policy.choose(context, PLANS)
+        policy.learn(context, decision, _simulated_reward(user_type, decision.plan, rng))
+    for user_type, best in (("a", {"lexical": 100}), ("b", {"dense": 100})):
+        distribution = policy.distribution(Context({f"user_type={user_type}": 1.0}), PLANS)
+        greedy = PLANS[int(np.argmax(distribution))]
+        assert greedy == Plan.of({"dense": 0, "lexical": 0, "memory": 0, **best})
+        assert max(distribution) == pytest.approx(1 - 0.05 + 0.05 / 26, abs=1e-6)
+    assert policy.version == "vw-2000"
+
+
+def test_vw_save_load_round_trip(tmp_path):
+    policy = VWPolicy(seed=5, plans=PLANS)
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        decision = policy.choose(CONTEXT, PLANS)
+        policy.learn(CONTEXT, decision, rng.normal())
+    policy.save(tmp_path / "model")
+    loaded = VWPolicy.load(tmp_path / "model", seed=5)
+    assert loaded.distribution(CONTEXT, PLANS) == policy.distribution(CONTEXT, PLANS)
+    assert loaded.version == policy.version and loaded.version.startswith("vw-50-")
+    assert loaded.plans == PLANS and loaded.n_updates == 50
+    decision = loaded.choose(CONTEXT, PLANS)
+    loaded.learn(CONTEXT, decision, 1.0)  # a loaded model keeps learning
+    assert loaded.version == "vw-51"
+
+
+def test_vw_load_errors_say_what_to_do(tmp_path):
+    with pytest.raises(ArtifactError, match="missing"):
+        VWPolicy.load(tmp_path / "nothing", seed=0)
+    VWPolicy(seed=0).save(tmp_path / "model")
+    model = tmp_path / "model" / "model.vw"
+    model.write_bytes(model.read_bytes()[:20])
+    with pytest.raises(ArtifactError, match="checksum"):
+        VWPolicy.load(tmp_path / "model", seed=0)
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    manifest["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (tmp_path / "model" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="cannot read"):
+        VWPolicy.load(tmp_path / "model", seed=0)
+    (tmp_path / "model" / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="manifest"):
+        VWPolicy.load(tmp_path / "model", seed=0)
+
+
+def test_vw_choose_is_fast():
+    policy = VWPolicy(seed=0)
+    policy.choose(CONTEXT, PLANS)
+    start = time.perf_counter()
+    for _ in range(200):
+        policy.choose(CONTEXT, PLANS)
+    assert (time.perf_counter() - start) / 200 < 0.002

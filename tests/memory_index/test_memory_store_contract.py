@@ -1,0 +1,144 @@
+"""One contract suite for every MemoryStore backend (local and a real redis-server)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from contracts import BackendUnavailable, BadRequest, ConfigError
+from memory_index import LocalMemoryStore, MemoryStore, RedisMemoryStore
+
+
+@pytest.fixture(params=["local", "redis"])
+def store(request) -> MemoryStore:
+    if request.param == "local":
+        return LocalMemoryStore(alpha=2.0, prior=0.05)
+    return RedisMemoryStore(request.getfixturevalue("redis_url"), alpha=2.0, prior=0.05)
+
+
+def test_implements_protocol(store):
+    assert isinstance(store, MemoryStore)
+    assert store.ping()
+
+
+def test_smoothing_formula_is_pinned(store):
+    store.record("hey jude", shown=["t1", "t2"], clicked=["t1"], timestamp=1.0)
+    stats = {stat.entity_id: stat for stat in store.top("hey jude", 10)}
+    assert stats["t1"].score == pytest.approx(1 + (1 + 2 * 0.05) / (1 + 2), abs=1e-12)
+    assert stats["t2"].score == pytest.approx(1 + (0 + 2 * 0.05) / (1 + 2), abs=1e-12)
+    assert (stats["t1"].impressions, stats["t1"].clicks, stats["t1"].predicted) == (1.0, 1.0, False)
+    assert (stats["t2"].impressions, stats["t2"].clicks) == (1.0, 0.0)
+
+
+def test_top_orders_by_score_and_truncates(store):
+    for _ in range(3):
+        store.record("q", shown=["a", "b", "c"], clicked=["b"], timestamp=1.0)
+    store.record("q", shown=["a"], clicked=["a"], timestamp=2.0)
+    # b: 3 clicks / 3 impressions; a: 1/4; c: 0/3
+    assert [stat.entity_id for stat in store.top("q", 10)] == ["b", "a", "c"]
+    assert [stat.entity_id for stat in store.top("q", 2)] == ["b", "a"]
+    assert store.top("q", 0) == []
+    assert store.top("unknown", 5) == []
+    b = store.top("q", 1)[0]
+    assert b.score == pytest.approx(1 + (3 + 2 * 0.05) / (3 + 2), abs=1e-12)
+
+
+def test_clicked_but_not_shown_counts_as_shown_and_duplicates_count_once(store):
+    store.record("q", shown=["a", "a"], clicked=["z"], timestamp=1.0)
+    stats = {stat.entity_id: stat for stat in store.top("q", 10)}
+    assert stats["a"].impressions == 1.0
+    assert (stats["z"].impressions, stats["z"].clicks) == (1.0, 1.0)
+
+
+def test_observed_beats_predicted(store):
+    assert store.predict([("q", "p1", 0.45), ("q", "p2", 0.10)]) == 2
+    store.record("q", shown=["o1"], clicked=[], timestamp=1.0)
+    top = store.top("q", 10)
+    assert [stat.entity_id for stat in top] == ["o1", "p1", "p2"]
+    assert [stat.predicted for stat in top] == [False, True, True]
+    assert top[1].score == pytest.approx(0.45)
+    assert store.count("q") == 3
+
+
+def test_predicted_is_replaced_by_feedback(store):
+    store.predict([("q", "p1", 0.3)])
+    store.record("q", shown=["p1"], clicked=[], timestamp=1.0)
+    (stat,) = store.top("q", 10)
+    assert not stat.predicted
+    assert stat.score == pytest.approx(1 + (0 + 2 * 0.05) / (1 + 2), abs=1e-12)
+
+
+def test_predict_does_not_overwrite_observed(store):
+    store.record("q", shown=["a"], clicked=["a"], timestamp=1.0)
+    assert store.predict([("q", "a", 0.4), ("q", "b", 0.2)]) == 1
+    stats = {stat.entity_id: stat for stat in store.top("q", 10)}
+    assert stats["a"].score == pytest.approx(1 + (1 + 2 * 0.05) / (1 + 2), abs=1e-12)
+    assert stats["b"].predicted
+
+
+def test_predict_rejects_prior_out_of_range(store):
+    with pytest.raises(BadRequest, match="prior"):
+        store.predict([("q", "a", 1.0)])
+
+
+def test_forget_removes_entity_from_every_query(store):
+    store.record("q1", shown=["a", "b"], clicked=["a"], timestamp=1.0)
+    store.record("q2", shown=["a"], clicked=[], timestamp=1.0)
+    store.predict([("q3", "a", 0.2), ("q3", "c", 0.1)])
+    store.forget(["a", "never-seen"])
+    assert [s.entity_id for s in store.top("q1", 10)] == ["b"]
+    assert store.count("q2") == 0
+    assert [s.entity_id for s in store.top("q3", 10)] == ["c"]
+    # a comes back with fresh counts, not the forgotten ones
+    store.record("q1", shown=["a"], clicked=[], timestamp=2.0)
+    stats = {stat.entity_id: stat for stat in store.top("q1", 10)}
+    assert (stats["a"].impressions, stats["a"].clicks) == (1.0, 0.0)
+
+
+def test_count_and_clear(store):
+    store.record("q", shown=["a", "b"], clicked=[], timestamp=1.0)
+    store.predict([("q", "c", 0.1), ("other", "a", 0.1)])
+    assert store.count("q") == 3
+    store.clear()
+    assert store.count("q") == 0
+    assert store.count("other") == 0
+    assert store.top("q", 5) == []
+
+
+def test_bad_smoothing_settings_name_the_setting():
+    with pytest.raises(ConfigError, match="LTRR_MEMORY_PRIOR"):
+        LocalMemoryStore(prior=1.5)
+    with pytest.raises(ConfigError, match="LTRR_MEMORY_ALPHA"):
+        LocalMemoryStore(alpha=0)
+
+
+# Redis only
+
+
+def test_redis_persists_across_clients(redis_url):
+    RedisMemoryStore(redis_url).record("q", shown=["a", "b"], clicked=["b"], timestamp=1.0)
+    assert [s.entity_id for s in RedisMemoryStore(redis_url).top("q", 10)] == ["b", "a"]
+
+
+def test_redis_clear_leaves_other_prefixes_alone(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.set("unrelated", "1")
+    mine = RedisMemoryStore(redis_url, prefix="ltrr:test*:")
+    other = RedisMemoryStore(redis_url, prefix="ltrr:other:")
+    mine.record("q", shown=["a"], clicked=[], timestamp=1.0)
+    other.record("q", shown=["a"], clicked=[], timestamp=1.0)
+    mine.clear()
+    assert mine.count("q") == 0
+    assert other.count("q") == 1
+    assert client.get("unrelated") == b"1"
+
+
+def test_redis_unreachable_names_the_setting():
+    with pytest.raises(BackendUnavailable, match=r"LTRR_REDIS_URL.*|redis://127\.0\.0\.1:1/0") as raised:
+        RedisMemoryStore("redis://127.0.0.1:1/0", timeout_seconds=0.5)
+    assert "LTRR_REDIS_URL" in str(raised.value) and "redis://127.0.0.1:1/0" in str(raised.value)
+
+
+def test_redis_malformed_url_is_a_config_error():
+    with pytest.raises(ConfigError, match="LTRR_REDIS_URL"):
+        RedisMemoryStore("http://not-redis")
