@@ -1,0 +1,180 @@
+"""Ranker training, evaluation and the promotion gate (offline; serving never imports this module).
+
+``train_and_gate`` trains LightGBM lambdarank on logged feature rows, scores the later holdout slice
+with the new model and with the current one (the RRF baseline recomputed from the logged
+``inverse_rank`` columns when no model exists), and saves the new model as ``out_dir/<version>/`` only
+when its nDCG@10 is not lower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Callable, Sequence
+
+import lightgbm
+import numpy as np
+from ranx import Qrels, Run, evaluate
+
+from contracts import BadRequest, ConfigError
+from ranker.features import feature_names, rrf_from_features
+from ranker.lambdamart import MANIFEST_FILE, MANIFEST_FORMAT, MODEL_FILE
+
+logger = logging.getLogger(__name__)
+
+ScoreFunction = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingGroup:
+    """The logged candidates of one impression: ``features`` ``(n, d)`` exactly as scored, graded
+    ``labels`` ``(n,)`` (0 none, 1 click, 2 favorite, 3 play), and the impression time."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    timestamp: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    accepted: bool
+    version: str
+    new_ndcg: float
+    current_ndcg: float
+    n_train: int
+    n_holdout: int
+    reason: str
+    directory: Path | None = None
+
+
+def stack(groups: Sequence[TrainingGroup]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate groups into ``(features (N, d), labels (N,), group_sizes (G,))``; empty groups are skipped."""
+    kept = [group for group in groups if len(group.labels) > 0]
+    if not kept:
+        raise BadRequest("groups", "no non-empty training groups; log impressions with feedback first")
+    widths = {group.features.shape[1] for group in kept}
+    if len(widths) != 1:
+        raise BadRequest("groups", f"feature widths differ across groups ({sorted(widths)}); train on one feature version only")
+    features = np.vstack([group.features for group in kept]).astype(np.float64)
+    labels = np.concatenate([np.asarray(group.labels) for group in kept]).astype(np.int32)
+    return features, labels, np.array([len(group.labels) for group in kept], dtype=np.int64)
+
+
+def fit(features: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, seed: int, **overrides: object) -> lightgbm.LGBMRanker:
+    """LightGBM lambdarank (Burges, "From RankNet to LambdaRank to LambdaMART", 2010), deterministic for a seed."""
+    if int(np.sum(group_sizes)) != len(labels) or len(features) != len(labels):
+        raise BadRequest("group_sizes", f"sizes sum to {int(np.sum(group_sizes))} but there are {len(labels)} labels and {len(features)} rows")
+    params: dict[str, object] = dict(
+        objective="lambdarank", n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=5,
+        random_state=seed, deterministic=True, force_row_wise=True, verbose=-1,
+    )
+    params.update(overrides)
+    model = lightgbm.LGBMRanker(**params)
+    model.fit(features, labels, group=group_sizes)
+    return model
+
+
+def ndcg_at_10(scores: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray) -> float:
+    """Mean nDCG@10 over the groups that have at least one positive label, computed by ranx
+    (linear gain, Järvelin and Kekäläinen 2002). Returns NaN when no group has a positive label."""
+    qrels: dict[str, dict[str, int]] = {}
+    run: dict[str, dict[str, float]] = {}
+    start = 0
+    for group, size in enumerate(group_sizes):
+        size = int(size)
+        group_labels, group_scores = labels[start:start + size], scores[start:start + size]
+        start += size
+        relevant = {f"d{i}": int(label) for i, label in enumerate(group_labels) if label > 0}
+        if relevant:
+            qrels[f"q{group}"] = relevant
+            run[f"q{group}"] = {f"d{i}": float(score) for i, score in enumerate(group_scores)}
+    if not qrels:
+        return float("nan")
+    return float(evaluate(Qrels(qrels), Run(run), "ndcg@10"))
+
+
+def _model_version(booster: lightgbm.Booster) -> str:
+    digest = hashlib.sha256(booster.model_to_string().encode()).hexdigest()
+    return f"lgbm-{digest[:12]}"
+
+
+def save_model(model: lightgbm.LGBMRanker, directory: Path, manifest: dict) -> None:
+    """Write ``model.txt`` + ``manifest.json`` into a temporary sibling, then rename it into place."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        model.booster_.save_model(str(staging / MODEL_FILE))
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def train_and_gate(
+    train_groups: Sequence[TrainingGroup],
+    holdout_groups: Sequence[TrainingGroup],
+    current: ScoreFunction | None,
+    out_dir: Path,
+    seed: int,
+    *,
+    strategies: Sequence[str],
+    current_version: str = "rrf-60",
+) -> GateResult:
+    """Train on ``train_groups``, compare with ``current`` on the (later) ``holdout_groups``, save if not worse.
+
+    ``current`` scores one feature matrix (e.g. ``LambdaMartRanker.score_features``); ``None`` means the
+    fusion baseline ``sum_s 1/(60 + rank_s)`` from the logged features. Saved to ``out_dir/<version>/``.
+    """
+    names = feature_names(strategies)
+    x_train, y_train, sizes_train = stack(train_groups)
+    x_holdout, y_holdout, sizes_holdout = stack(holdout_groups)
+    for label, matrix in (("train_groups", x_train), ("holdout_groups", x_holdout)):
+        if matrix.shape[1] != len(names):
+            raise ConfigError(f"LTRR_STRATEGIES: {label} have {matrix.shape[1]} features but strategies {list(strategies)} give {len(names)}; train with the strategies the rows were logged with")
+    model = fit(x_train, y_train, sizes_train, seed)
+    version = _model_version(model.booster_)
+    new_scores = np.asarray(model.predict(x_holdout), dtype=np.float64)
+    current_scores = (
+        rrf_from_features(x_holdout, strategies) if current is None else np.asarray(current(x_holdout), dtype=np.float64)
+    )
+    new_ndcg = ndcg_at_10(new_scores, y_holdout, sizes_holdout)
+    current_ndcg = ndcg_at_10(current_scores, y_holdout, sizes_holdout)
+    common = dict(version=version, new_ndcg=new_ndcg, current_ndcg=current_ndcg, n_train=len(sizes_train), n_holdout=len(sizes_holdout))
+    if np.isnan(new_ndcg):
+        logger.warning("ranker gate: holdout has no positive labels, model %s not promoted", version)
+        return GateResult(accepted=False, reason="holdout has no engaged candidates; log more feedback", **common)
+    if new_ndcg < current_ndcg:
+        logger.info("ranker gate: %s nDCG@10 %.4f < current %s %.4f, rejected", version, new_ndcg, current_version, current_ndcg)
+        return GateResult(accepted=False, reason=f"nDCG@10 {new_ndcg:.4f} < current {current_ndcg:.4f}", **common)
+    all_groups = list(train_groups) + list(holdout_groups)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": version,
+        "feature_names": list(names),
+        "strategies": list(strategies),
+        "data_window": {
+            "train": [min(g.timestamp for g in train_groups), max(g.timestamp for g in train_groups)],
+            "holdout": [min(g.timestamp for g in holdout_groups), max(g.timestamp for g in holdout_groups)],
+            "first": min(g.timestamp for g in all_groups),
+            "last": max(g.timestamp for g in all_groups),
+        },
+        "metrics": {"holdout_ndcg@10": new_ndcg, "current_ndcg@10": current_ndcg, "current_version": current_version,
+                    "n_train_groups": len(sizes_train), "n_holdout_groups": len(sizes_holdout)},
+        "training": {"seed": seed, "params": {k: v for k, v in model.get_params().items() if isinstance(v, (int, float, str, bool)) or v is None}},
+        "libraries": {"lightgbm": package_version("lightgbm"), "numpy": np.__version__, "ranx": package_version("ranx")},
+    }
+    directory = Path(out_dir) / version
+    save_model(model, directory, manifest)
+    logger.info("ranker gate: %s nDCG@10 %.4f >= current %s %.4f, saved to %s", version, new_ndcg, current_version, current_ndcg, directory)
+    return GateResult(accepted=True, reason="not worse than current", directory=directory, **common)

@@ -1,0 +1,248 @@
+"""``ltrr simulate``: the closed loop on the demo catalog, driven through the same ``Pipeline`` the API uses.
+
+Each run replays the same query stream (same seed) with the same learning loop (memory index, bandit
+and ranker learning through in-process ingestion every ``ingest_every`` requests); runs differ only in
+the plan policy: the learned VW policy, uniform random, and fixed plans. Time is simulated (20 s
+between queries) so attribution windows close in event time exactly as when replaying a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import queue as queue_module
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bandit.base import Policy
+from bandit.baselines import FixedPlanPolicy, UniformPolicy
+from bandit.vw_policy import VWPolicy
+from catalog.schema import Entity
+from contracts import Plan
+from memory_index.local_store import LocalMemoryStore
+from ranker.fusion import FusionRanker
+from retrievers.dense_faiss import FaissDenseRetriever
+from retrievers.embedding import Embedder
+from retrievers.lexical_tantivy import TantivyLexicalRetriever
+from retrievers.memory import MemoryRetriever
+from retrievers.understanding import Gazetteer
+from services.events import EventLog
+from services.indexing import ProgressFactory, build_indexes, indexes_exist
+from services.ingest import join_rounds
+from services.jobs import ingest_job
+from services.pipeline import Pipeline, entity_facts
+from services.settings import Settings
+from services.sim_users import QueryStream, simulate_user
+from services.wiring import Paths, cold_start, load_catalog, plans_from, reward_config
+
+logger = logging.getLogger(__name__)
+
+WINDOW = 1000
+START_TIME = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+SECONDS_BETWEEN_QUERIES = 20.0
+SIMULATION_TIMEOUT_S = 10.0  # generous, so a slow moment on a busy machine never changes a run's outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    name: str
+    policy: str  # "vw", "uniform" or a plan name
+
+
+def run_specs(settings: Settings, baselines: bool) -> list[RunSpec]:
+    specs = [RunSpec("learned", "vw")]
+    if baselines:
+        specs.append(RunSpec("uniform", "uniform"))
+        strategies = sorted(settings.strategies)
+        top = max(settings.plan_levels)
+        for strategy in strategies:
+            specs.append(RunSpec(f"{strategy}={top}", Plan.of({s: top if s == strategy else 0 for s in strategies}).name))
+        specs.append(RunSpec(f"all={top}", Plan.of({s: top for s in strategies}).name))
+    return specs
+
+
+def _policy(spec: RunSpec, settings: Settings, seed: int, plans: tuple[Plan, ...]) -> Policy:
+    if spec.policy == "vw":
+        return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, plans=plans)
+    if spec.policy == "uniform":
+        return UniformPolicy(seed=seed)
+    return FixedPlanPolicy(Plan.parse(spec.policy))
+
+
+def run_one(
+    settings: Settings,
+    spec: RunSpec,
+    queries: int,
+    seed: int,
+    ingest_every: int,
+    report: Callable[[int], None] | None = None,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """One closed-loop run; returns per-query rewards (in query order) and per-kind means."""
+    paths = Paths(settings.data_dir)
+    run_dir = settings.data_dir / "simulations" / f"seed{seed}" / spec.name.replace("=", "_")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_settings = settings.model_copy(update={"data_dir": run_dir})
+    entities = load_catalog(settings)
+    memory = LocalMemoryStore()
+    cold_start(memory, entities)
+    retrievers = {
+        "lexical": TantivyLexicalRetriever.open(paths.lexical),
+        "dense": FaissDenseRetriever.open(embedder or Embedder(), paths.dense),
+        "memory": MemoryRetriever(memory),
+    }
+    plans = plans_from(settings)
+    clock_now = [START_TIME]
+    pipeline = Pipeline(
+        retrievers={name: retrievers[name] for name in settings.strategies},
+        policy=_policy(spec, settings, seed, plans),
+        plans=plans,
+        ranker=FusionRanker(strategies=tuple(settings.strategies)),
+        memory=memory,
+        gazetteer=Gazetteer.from_entities(entities),
+        facts={entity.id: entity_facts(entity) for entity in entities},
+        event_log=EventLog(Paths(run_dir).events),
+        strategies=tuple(settings.strategies),
+        retriever_timeout_s=SIMULATION_TIMEOUT_S,
+        clock=lambda: clock_now[0],
+    )
+    job = ingest_job(run_settings, pipeline)
+    stream = QueryStream(entities, seed)
+    kinds: list[str] = []
+    try:
+        for index in range(queries):
+            intent = stream.draw(index)
+            kinds.append(intent.kind)
+            now = START_TIME + SECONDS_BETWEEN_QUERIES * index
+            clock_now[0] = now
+            outcome = pipeline.search(intent.text, k=10, user_id=intent.user_id, session_id=intent.session_id, timestamp=now)
+            page = [item.entity_id for item in outcome.results]
+            for engagement in simulate_user(page, intent.targets, np.random.default_rng([seed, index, 7])):
+                pipeline.feedback(outcome.request_id, engagement.entity_id, engagement.event, engagement.position, now + engagement.delay_s)
+            if (index + 1) % ingest_every == 0:
+                job.run()
+            if report is not None and ((index + 1) % 25 == 0 or index + 1 == queries):
+                report(index + 1)
+        job.run(flush=True)
+    finally:
+        pipeline.close()
+        pipeline.event_log.close()
+        retrievers["lexical"].close()
+    rounds, _ = join_rounds(Paths(run_dir).events / "events.jsonl", reward_config(settings))
+    rewards = [r.reward for r in rounds]
+    by_kind: dict[str, list[float]] = {}
+    plan_by_kind: dict[str, dict[str, int]] = {}
+    tail = max(0, len(rounds) - WINDOW)
+    for position, (kind, logged) in enumerate(zip(kinds, rounds)):
+        by_kind.setdefault(kind, []).append(logged.reward)
+        if position >= tail:
+            counts = plan_by_kind.setdefault(kind, {})
+            counts[logged.decision.plan.name] = counts.get(logged.decision.plan.name, 0) + 1
+    return {
+        "name": spec.name,
+        "rewards": rewards,
+        "by_kind": {kind: float(np.mean(values)) for kind, values in sorted(by_kind.items())},
+        "last_window_plans_by_kind": plan_by_kind,
+        "ranker": pipeline.ranker.version,
+    }
+
+
+def windows(rewards: list[float], size: int = WINDOW) -> list[dict[str, float]]:
+    """Consecutive ``size``-query slices (start inclusive, end exclusive); a partial last slice is dropped."""
+    result = []
+    for start in range(0, len(rewards) - size + 1, size):
+        values = np.asarray(rewards[start : start + size], dtype=float)
+        result.append(
+            {"start": start, "end": start + size, "reward": float(values.mean()), "stderr": float(values.std(ddof=1) / math.sqrt(size))}
+        )
+    return result
+
+
+def _worker(args: tuple[dict[str, Any], RunSpec, int, int, int, Any]) -> dict[str, Any]:
+    settings_values, spec, queries, seed, ingest_every, progress_queue = args
+    import torch
+
+    torch.set_num_threads(1)
+    settings = Settings(**settings_values)
+    return run_one(settings, spec, queries, seed, ingest_every, lambda done: progress_queue.put((spec.name, done)))
+
+
+def run_simulation(
+    settings: Settings,
+    queries: int,
+    seed: int,
+    ingest_every: int = 100,
+    baselines: bool = True,
+    progress: ProgressFactory | None = None,
+    workers: int = 2,
+) -> dict[str, Any]:
+    if not indexes_exist(settings):
+        build_indexes(settings, progress or _no_progress)
+    specs = run_specs(settings, baselines)
+    results: dict[str, dict[str, Any]] = {}
+    if workers <= 1 or len(specs) == 1:
+        embedder = Embedder()
+        for spec in specs:
+            with (progress or _no_progress)(f"run {spec.name}", queries) as report:
+                results[spec.name] = run_one(settings, spec, queries, seed, ingest_every, report, embedder)
+    else:
+        results = _run_parallel(settings, specs, queries, seed, ingest_every, progress or _no_progress, workers)
+    learned = results["learned"]
+    output: dict[str, Any] = {
+        "queries": queries,
+        "seed": seed,
+        "windows": windows(learned["rewards"]),
+        "learned_reward": float(np.mean(learned["rewards"])),
+        "learned_by_kind": learned["by_kind"],
+        "last_window_plans_by_kind": learned["last_window_plans_by_kind"],
+        "final_ranker": learned["ranker"],
+    }
+    if baselines:
+        output["uniform_random_reward"] = float(np.mean(results["uniform"]["rewards"]))
+        output["fixed_plan_rewards"] = {
+            spec.name: float(np.mean(results[spec.name]["rewards"])) for spec in specs if spec.name not in ("learned", "uniform")
+        }
+    return output
+
+
+def _run_parallel(settings, specs, queries, seed, ingest_every, progress, workers) -> dict[str, dict[str, Any]]:
+    context = multiprocessing.get_context("spawn")
+    manager = context.Manager()
+    progress_queue = manager.Queue()
+    values = settings.model_dump()
+    results: dict[str, dict[str, Any]] = {}
+    with progress(f"{len(specs)} runs x {queries:,} queries", len(specs) * queries) as report:
+        done_by_run = {spec.name: 0 for spec in specs}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_worker, (values, spec, queries, seed, ingest_every, progress_queue)): spec for spec in specs}
+            pending = set(futures)
+            while pending:
+                try:
+                    name, done = progress_queue.get(timeout=0.5)
+                    done_by_run[name] = done
+                    report(sum(done_by_run.values()))
+                except queue_module.Empty:
+                    pass
+                for future in [f for f in pending if f.done()]:
+                    pending.discard(future)
+                    results[futures[future].name] = future.result()
+    manager.shutdown()
+    return results
+
+
+class _no_progress:
+    def __init__(self, label: str, total: int) -> None:
+        pass
+
+    def __enter__(self) -> Callable[[int], None]:
+        return lambda done: None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,72 @@
+"""Ranker retraining from the rows ingest writes: the most recent engaged impressions, split by time
+into train and a later holdout slice; the new model replaces the serving one only if its holdout
+nDCG@10 is not worse (``ranker.train.train_and_gate``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ranker.base import Ranker
+from ranker.features import feature_names
+from ranker.lambdamart import LambdaMartRanker
+from ranker.train import TrainingGroup, train_and_gate
+from services.models import ModelStore
+from services.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_GROUPS = 3000
+MAX_NEGATIVES_PER_GROUP = 50
+
+
+def load_groups(rows_path: Path, width: int, max_groups: int = MAX_GROUPS) -> list[TrainingGroup]:
+    """The newest ``max_groups`` rows whose feature width matches; per row every engaged candidate and the
+    first ``MAX_NEGATIVES_PER_GROUP`` others in logged (ranked) order."""
+    lines = rows_path.read_text(encoding="utf-8").splitlines()[-max_groups:] if rows_path.exists() else []
+    groups = []
+    for line in lines:
+        row = json.loads(line)
+        features = np.asarray(row["features"], dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != width:
+            continue
+        labels = np.asarray(row["labels"], dtype=np.float64)
+        negatives = np.flatnonzero(labels == 0)[:MAX_NEGATIVES_PER_GROUP]
+        keep = np.sort(np.concatenate([np.flatnonzero(labels > 0), negatives]))
+        groups.append(TrainingGroup(features[keep], labels[keep], float(row["time"])))
+    return groups
+
+
+def retrain_ranker(
+    settings: Settings,
+    models: ModelStore,
+    rows_path: Path,
+    current: Callable[[], Ranker],
+    install: Callable[[Ranker], None],
+) -> str:
+    """Train, gate, publish and install; returns one line saying what happened."""
+    strategies = tuple(settings.strategies)
+    groups = load_groups(rows_path, len(feature_names(strategies)))
+    holdout_size = max(1, int(len(groups) * settings.ranker_holdout_fraction))
+    if len(groups) - holdout_size < 20:
+        return f"not retrained: {len(groups)} engaged impressions, need at least {20 + holdout_size}"
+    serving = current()
+    score = serving.score_features if isinstance(serving, LambdaMartRanker) else None
+    result = train_and_gate(
+        groups[:-holdout_size],
+        groups[-holdout_size:],
+        score,
+        models.root / "ranker",
+        settings.seed,
+        strategies=strategies,
+        current_version=serving.version,
+    )
+    if not result.accepted:
+        return f"kept {serving.version}: {result.reason}"
+    models.publish("ranker", result.version)
+    install(LambdaMartRanker.load(models.directory("ranker", result.version)))
+    return f"{result.version}: nDCG@10 {result.new_ndcg:.4f} vs {result.current_ndcg:.4f} ({serving.version})"
