@@ -201,6 +201,10 @@ def create_app(open_pipeline: Callable[[], Any], health: Callable[[Pipeline], di
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Starlette's own body parsing failed before validation (e.g. bytes that are not UTF-8).
+            message = f"cannot parse the request body ({exc.detail}); send UTF-8 encoded JSON"
+            return _error(400, "invalid request", [ErrorDetail(field="body", message=message)])
         return _error(exc.status_code, "http error", [ErrorDetail(field="path", message=str(exc.detail))])
 
     @app.exception_handler(Exception)
