@@ -202,6 +202,24 @@ def simulate(
         console.print(f"wrote {out}")
 
 
+bench_app = typer.Typer(help="Measure retrieval quality and latency from outside.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    dataset: Path = typer.Option(..., help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
+    out: Path = typer.Option(..., help="Write the report as JSON here."),
+    split: str = typer.Option("test", help="Qrels split to evaluate."),
+    k: int = typer.Option(100, help="Results per strategy."),
+    cache_dir: Path = typer.Option(Path("results/cache"), help="Cache of document embeddings."),
+) -> None:
+    """Lexical, dense and RRF retrieval on a BEIR collection: nDCG@10, Recall@100, MRR@10, latency."""
+    from services.bench import run_bench_retrieval
+
+    run_bench_retrieval(dataset, out, split=split, k=k, cache_dir=cache_dir, progress=rich_progress, fail=_fail)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,94 @@
+"""The closed loop on the small catalog: the simulator drives the API's pipeline, ingestion feeds the
+memory index, the bandit and the ranker; and the service without Redis ingests in-process."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.server import build_app
+import numpy as np
+
+from services.settings import Settings
+from services.sim_users import QueryStream, misspell, simulate_user
+from services.simulate import RunSpec, run_one, run_specs, windows
+
+
+def test_windows_are_consecutive_full_slices_with_standard_errors():
+    rewards = [1.0] * 1000 + [0.0, 2.0] * 500 + [5.0] * 10
+    result = windows(rewards)
+    assert [(w["start"], w["end"]) for w in result] == [(0, 1000), (1000, 2000)], "the partial last slice is dropped"
+    assert result[0]["reward"] == 1.0 and result[0]["stderr"] == 0.0
+    assert result[1]["reward"] == pytest.approx(1.0)
+    assert result[1]["stderr"] == pytest.approx(np.std([0.0, 2.0] * 500, ddof=1) / np.sqrt(1000))
+
+
+def test_query_stream_is_deterministic_and_mixes_kinds(small_catalog):
+    stream_a, stream_b = QueryStream(small_catalog, seed=5), QueryStream(small_catalog, seed=5)
+    drawn_a = [stream_a.draw(i) for i in range(300)]
+    assert drawn_a == [stream_b.draw(i) for i in range(300)]
+    assert {intent.kind for intent in drawn_a} == {"exact", "artist_title", "misspelled", "topic", "head"}
+    assert all(intent.targets for intent in drawn_a)
+    word = misspell("wonderful", np.random.default_rng(1))
+    assert word != "wonderful" and word[0] == "w" and abs(len(word) - len("wonderful")) <= 1
+
+
+def test_simulated_user_prefers_targets_and_top_positions():
+    rng = np.random.default_rng(0)
+    page = [f"e{i}" for i in range(10)]
+    clicks_by_position = np.zeros(10)
+    target_clicks = 0
+    for _ in range(2000):
+        for engagement in simulate_user(page, frozenset({"e0", "e5"}), rng):
+            if engagement.event == "click":
+                clicks_by_position[engagement.position - 1] += 1
+                target_clicks += engagement.entity_id in ("e0", "e5")
+    assert clicks_by_position[0] > clicks_by_position[5] > clicks_by_position[9]
+    assert target_clicks / clicks_by_position.sum() > 0.8
+
+
+def test_closed_loop_learns_through_the_api_pipeline(settings, embedder):
+    settings = settings.model_copy(update={"ranker_min_new_impressions": 40})
+    result = run_one(settings, RunSpec("learned", "vw"), queries=300, seed=3, ingest_every=50, embedder=embedder)
+    assert len(result["rewards"]) == 300
+    run_dir = settings.data_dir / "simulations" / "seed3" / "learned"
+    events = (run_dir / "events" / "events.jsonl").read_text().splitlines()
+    kinds = [json.loads(line)["kind"] for line in events]
+    assert kinds.count("impression") == 300 and kinds.count("feedback") > 50
+    bandit_version = (run_dir / "models" / "bandit" / "CURRENT").read_text().strip()
+    assert bandit_version.startswith("vw-300-"), "every impression's reward reached the bandit"
+    rows = (run_dir / "ingest" / "ranker_rows.jsonl").read_text().splitlines()
+    assert len(rows) > 40
+    assert result["ranker"].startswith("lgbm-") or result["ranker"] == "rrf-60"
+    assert set(result["by_kind"]) == {"exact", "artist_title", "misspelled", "topic", "head"}
+
+
+def test_run_specs_name_the_fixed_plans(settings):
+    names = [spec.name for spec in run_specs(settings, baselines=True)]
+    assert names == ["learned", "uniform", "dense=100", "lexical=100", "memory=100", "all=100"]
+
+
+def test_service_without_redis_uses_the_in_process_store_and_ingests_itself(data_dir, embedder, monkeypatch):
+    monkeypatch.delenv("LTRR_REDIS_URL", raising=False)
+    settings = Settings(data_dir=data_dir, start_local_redis=False, ingest_interval_s=0.2, attribution_window_s=0.5)
+    with TestClient(build_app(settings, embedder=embedder)) as client:
+        health = client.get("/healthz").json()
+        assert health["status"] == "degraded"
+        assert health["backends"]["memory_index"]["backend"] == "local"
+        assert "no persistence" in health["backends"]["memory_index"]["description"]
+        body = client.post("/search", json={"query": "some very particular query", "k": 5}).json()
+        chosen = body["results"][0]["id"]
+        client.post("/feedback", json={"request_id": body["request_id"], "entity_id": chosen, "event": "click"})
+        time.sleep(1.0)
+        # A later event moves event time past the window, so the in-process ingest closes the first impression.
+        client.post("/search", json={"query": "anything else", "k": 1})
+        memory = client.app.state.pipeline.memory
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not memory.top("some very particular query", 5):
+            time.sleep(0.2)
+        stats = {stat.entity_id: stat for stat in memory.top("some very particular query", 5)}
+        assert stats[chosen].clicks == 1 and not stats[chosen].predicted, "the click reached the in-process memory index"
+        assert (data_dir / "models" / "bandit" / "CURRENT").exists(), "in-process ingestion published a bandit model"
