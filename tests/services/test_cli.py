@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "ingest": "Join feedback to impressions",
     "replay": "Estimate a policy's average reward on logged traffic",
     "simulate": "Closed loop on the demo catalog",
+    "bench": "Measure retrieval quality and latency from outside",
 }
 
 
