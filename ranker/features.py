@@ -16,6 +16,8 @@ A saved model records its strategies and feature names; loading checks them agai
 
 from __future__ import annotations
 
+import functools
+
 import re
 from typing import Mapping, Sequence
 
@@ -56,8 +58,10 @@ def feature_names(strategies: Sequence[str]) -> tuple[str, ...]:
 FEATURE_NAMES = feature_names(DEFAULT_STRATEGIES)
 
 
-def _tokens(text: str) -> list[str]:
-    return _NON_WORD.sub(" ", text.lower()).split()
+@functools.lru_cache(maxsize=262_144)
+def _tokens(text: str) -> tuple[str, ...]:
+    """Lower-cased word tokens; cached because the same entity fields are tokenized on every request."""
+    return tuple(_NON_WORD.sub(" ", text.lower()).split())
 
 
 def _overlap(query_tokens: Sequence[str], field_tokens: set[str]) -> float:

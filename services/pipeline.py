@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from bandit.base import Policy
 from catalog.schema import Entity
 from contracts import BadRequest, Candidate, Decision, EntityFacts, Hit, Plan, Query, Scored
@@ -263,6 +265,7 @@ def impression_event(
 ) -> dict[str, Any]:
     """The impression record: everything replay and training need, so nothing is recomputed later."""
     provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
+    features = np.round(np.array([scored.features for scored in ranked], dtype=np.float64), 5).tolist()
     return {
         "kind": "impression",
         "request_id": request_id,
@@ -283,9 +286,9 @@ def impression_event(
             {
                 "entity_id": scored.entity_id,
                 "sources": {name: [round(hit.score, 5), hit.rank] for name, hit in provenance[scored.entity_id].items()},
-                "features": [round(value, 5) for value in scored.features],
+                "features": row,
             }
-            for scored in ranked
+            for scored, row in zip(ranked, features)
         ],
         "page": [{"entity_id": scored.entity_id, "position": position} for position, scored in enumerate(page, 1)],
         "model_versions": dict(versions),
