@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -12,7 +13,8 @@ from contracts import BadRequest, ConfigError
 class EntityStat:
     """Statistics of one (query, entity) pair.
 
-    ``score`` is the smoothed click-through rate ``(clicks + alpha*prior) / (impressions + alpha)``
+    ``impressions`` and ``clicks`` are the (possibly decayed) counts as of the pair's last recorded event;
+    see ``MemoryStore`` for the decay. ``score`` is the smoothed click-through rate ``(clicks + alpha*prior) / (impressions + alpha)``
     shifted by +1 for observed pairs, so every observed pair outranks every predicted one
     (predicted scores lie in [0, 1)).
     """
@@ -26,11 +28,31 @@ class EntityStat:
 
 @runtime_checkable
 class MemoryStore(Protocol):
+    """Q2E statistics, optionally with exponential time decay.
+
+    With ``half_life_s`` set (a constructor argument of every backend; ``None`` = no decay), each pair
+    keeps ``last_update``, the latest event time recorded for it. An event at time ``t`` first decays
+    the pair's counts, ``count * 0.5 ** ((t - last_update) / half_life_s)``, then adds its impression
+    (and click), and sets ``last_update = t``. An event older than ``last_update`` (out of order) adds
+    ``0.5 ** ((last_update - t) / half_life_s)`` instead, leaving ``last_update`` alone, so the result
+    does not depend on arrival order. Decay is applied lazily at ``record`` time with the event's
+    ``timestamp`` (event time, never the wall clock); reads (``top``) do not decay further: they return
+    the counts and score as of each pair's last update. Pairs not recorded for a long time therefore
+    keep their last score until their next event (or ``forget``).
+    """
+
     backend: str  # "redis" or "local"
 
     def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
         """Count one impression for every entity in ``shown`` and one click for every entity in ``clicked``
-        (clicked entities not in ``shown`` also count as shown). ``query`` is already normalized."""
+        (clicked entities not in ``shown`` also count as shown), decayed to the event ``timestamp``
+        (seconds; ``BadRequest`` unless finite) when a half-life is set. Also adds one to each shown entity's ``exposure``.
+        ``query`` is already normalized."""
+        ...
+
+    def exposure(self, entity_ids: Sequence[str]) -> list[float]:
+        """Total impressions of each entity over every query, in the order given (0.0 when never shown).
+        Counts every ``record`` since the entity was last forgotten; exposure does not decay."""
         ...
 
     def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
@@ -92,6 +114,36 @@ def unique_shown(shown: Sequence[str], clicked: Iterable[str]) -> tuple[list[str
     clicked_set = set(clicked)
     order = list(dict.fromkeys(list(shown) + sorted(clicked_set)))
     return order, clicked_set
+
+
+def check_half_life(half_life_s: float | None) -> None:
+    """Raise ``ConfigError`` unless ``half_life_s`` is ``None`` (no decay) or a finite number > 0."""
+    if half_life_s is None:
+        return
+    if isinstance(half_life_s, bool) or not isinstance(half_life_s, (int, float)) or not (
+        math.isfinite(half_life_s) and half_life_s > 0
+    ):
+        raise ConfigError(
+            f"LTRR_MEMORY_HALF_LIFE_S: expected a half-life in seconds > 0, or unset for no decay; got {half_life_s!r}"
+        )
+
+
+def check_timestamp(timestamp: float) -> float:
+    """The event time as a float; ``BadRequest`` when it is not a finite number."""
+    try:
+        value = float(timestamp)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise BadRequest("timestamp", f"expected a finite event time in seconds, got {timestamp!r}")
+    return value
+
+
+def decay_factor(elapsed_s: float, half_life_s: float | None) -> float:
+    """``0.5 ** (elapsed_s / half_life_s)``: the weight left after ``elapsed_s`` seconds (1.0 without decay)."""
+    if half_life_s is None:
+        return 1.0
+    return 0.5 ** (elapsed_s / half_life_s)
 
 
 def check_prior(query: str, entity_id: str, prior: float) -> None:

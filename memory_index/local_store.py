@@ -10,7 +10,16 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from memory_index.base import EntityStat, check_prior, check_smoothing, observed_score, unique_shown
+from memory_index.base import (
+    EntityStat,
+    check_half_life,
+    check_prior,
+    check_smoothing,
+    check_timestamp,
+    decay_factor,
+    observed_score,
+    unique_shown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +29,7 @@ class _PairCounts:
     impressions: float
     clicks: float
     score: float
+    last_update: float | None = None  # None: predicted, never recorded
 
     @property
     def predicted(self) -> bool:
@@ -29,36 +39,55 @@ class _PairCounts:
 class LocalMemoryStore:
     """``MemoryStore`` backed by process memory.
 
-    Per normalized query: ``{entity_id: counts and score}``; per entity: the queries it appears in
-    (so ``forget`` touches only those). ``top_limit`` caps ``n`` in ``top``.
+    Per normalized query: ``{entity_id: counts, score, last_update}``; per entity: the queries it appears
+    in (so ``forget`` touches only those) and its exposure. ``top_limit`` caps ``n`` in ``top``;
+    ``half_life_s`` sets the time decay described in ``MemoryStore`` (``None``: no decay).
     """
 
     backend = "local"
 
-    def __init__(self, alpha: float = 2.0, prior: float = 0.05, top_limit: int = 1000) -> None:
+    def __init__(
+        self, alpha: float = 2.0, prior: float = 0.05, top_limit: int = 1000, half_life_s: float | None = None
+    ) -> None:
         check_smoothing(alpha, prior)
+        check_half_life(half_life_s)
         self.alpha = alpha
         self.prior = prior
         self.top_limit = top_limit
+        self.half_life_s = None if half_life_s is None else float(half_life_s)
         self._lock = threading.Lock()
         self._pairs_by_query: dict[str, dict[str, _PairCounts]] = {}
         self._queries_by_entity: dict[str, set[str]] = {}
+        self._exposure_by_entity: dict[str, int] = {}
 
     def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
         entity_ids, clicked_set = unique_shown(shown, clicked)
         if not entity_ids:
             return
+        now = check_timestamp(timestamp)
         with self._lock:
             pairs = self._pairs_by_query.setdefault(query, {})
             for entity_id in entity_ids:
                 counts = pairs.get(entity_id)
-                if counts is None:
-                    counts = pairs[entity_id] = _PairCounts(0.0, 0.0, 0.0)
-                counts.impressions += 1.0
-                if entity_id in clicked_set:
-                    counts.clicks += 1.0
+                if counts is None or counts.last_update is None:
+                    counts = pairs[entity_id] = _PairCounts(0.0, 0.0, 0.0, now)
+                click = 1.0 if entity_id in clicked_set else 0.0
+                if now >= counts.last_update:
+                    kept = decay_factor(now - counts.last_update, self.half_life_s)
+                    counts.impressions = counts.impressions * kept + 1.0
+                    counts.clicks = counts.clicks * kept + click
+                    counts.last_update = now
+                else:  # an older event arrives late: add it as decayed to last_update
+                    weight = decay_factor(counts.last_update - now, self.half_life_s)
+                    counts.impressions += weight
+                    counts.clicks += click * weight
                 counts.score = observed_score(counts.impressions, counts.clicks, self.alpha, self.prior)
                 self._queries_by_entity.setdefault(entity_id, set()).add(query)
+                self._exposure_by_entity[entity_id] = self._exposure_by_entity.get(entity_id, 0) + 1
+
+    def exposure(self, entity_ids: Sequence[str]) -> list[float]:
+        with self._lock:
+            return [float(self._exposure_by_entity.get(entity_id, 0)) for entity_id in entity_ids]
 
     def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
         written = 0
@@ -94,6 +123,7 @@ class LocalMemoryStore:
     def forget(self, entity_ids: Sequence[str]) -> None:
         with self._lock:
             for entity_id in entity_ids:
+                self._exposure_by_entity.pop(entity_id, None)
                 for query in self._queries_by_entity.pop(entity_id, set()):
                     pairs = self._pairs_by_query.get(query)
                     if pairs is None:
@@ -109,3 +139,4 @@ class LocalMemoryStore:
         with self._lock:
             self._pairs_by_query.clear()
             self._queries_by_entity.clear()
+            self._exposure_by_entity.clear()

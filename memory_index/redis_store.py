@@ -2,14 +2,18 @@
 
 Keys (all under ``prefix``, default ``ltrr:q2e:``):
 
-- ``<prefix>n:<query>``  hash of counts: ``i:<entity_id>`` impressions, ``c:<entity_id>`` clicks
+- ``<prefix>n:<query>``  hash of counts: ``i:<entity_id>`` impressions, ``c:<entity_id>`` clicks (both
+  decayed as of the pair's last update when ``half_life_s`` is set), ``t:<entity_id>`` that last update
+  (event time, seconds)
 - ``<prefix>s:<query>``  sorted set ``entity_id -> score``; observed pairs score
   ``1 + (clicks + alpha*prior) / (impressions + alpha)``, predicted pairs keep their prior in [0, 1)
 - ``<prefix>e:<entity_id>``  set of the queries the entity appears in (so ``forget`` is targeted)
+- ``<prefix>x``  hash ``entity_id -> exposure``, impressions over every query (never decayed)
 
 ``record`` and ``predict`` are Lua scripts: one round trip, atomic, and a predicted pair can never
-overwrite an observed one. The constructor connects and pings, raising ``BackendUnavailable`` at once
-when the server cannot be reached, so a caller can fall back to ``LocalMemoryStore`` at startup.
+overwrite an observed one. ``record`` applies the time decay of ``MemoryStore`` in the script, with the
+same formula as ``LocalMemoryStore``. The constructor connects and pings, raising ``BackendUnavailable``
+at once when the server cannot be reached, so a caller can fall back to ``LocalMemoryStore`` at startup.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Iterable, Iterator, Sequence
 import redis
 
 from contracts import BackendUnavailable, ConfigError
-from memory_index.base import EntityStat, check_prior, check_smoothing, unique_shown
+from memory_index.base import EntityStat, check_half_life, check_prior, check_smoothing, check_timestamp, unique_shown
 
 logger = logging.getLogger(__name__)
 
@@ -30,20 +34,38 @@ _RECORD_LUA = """
 local alpha = tonumber(ARGV[1])
 local prior = tonumber(ARGV[2])
 local query = ARGV[3]
-local n = (#ARGV - 3) / 2
+local half_life = tonumber(ARGV[4])
+local now = tonumber(ARGV[5])
+local n = (#ARGV - 5) / 2
+local function fmt(value) return string.format('%.17g', value) end
+local function kept(elapsed)
+  if half_life then return 0.5 ^ (elapsed / half_life) end
+  return 1
+end
 for i = 1, n do
-  local entity_id = ARGV[2 + 2 * i]
-  local clicked = ARGV[3 + 2 * i]
-  local impressions = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'i:' .. entity_id, 1))
-  local clicks
-  if clicked == '1' then
-    clicks = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'c:' .. entity_id, 1))
+  local entity_id = ARGV[4 + 2 * i]
+  local click = 0
+  if ARGV[5 + 2 * i] == '1' then click = 1 end
+  local fields = {'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id}
+  local stored = redis.call('HMGET', KEYS[1], fields[1], fields[2], fields[3])
+  local impressions = tonumber(stored[1] or '0')
+  local clicks = tonumber(stored[2] or '0')
+  local last_update = tonumber(stored[3] or '') or now
+  if now >= last_update then
+    local weight = kept(now - last_update)
+    impressions = impressions * weight + 1
+    clicks = clicks * weight + click
+    last_update = now
   else
-    clicks = tonumber(redis.call('HGET', KEYS[1], 'c:' .. entity_id) or '0')
+    local weight = kept(last_update - now)
+    impressions = impressions + weight
+    clicks = clicks + click * weight
   end
+  redis.call('HSET', KEYS[1], fields[1], fmt(impressions), fields[2], fmt(clicks), fields[3], fmt(last_update))
   local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
-  redis.call('ZADD', KEYS[2], string.format('%.17g', score), entity_id)
-  redis.call('SADD', KEYS[2 + i], query)
+  redis.call('ZADD', KEYS[2], fmt(score), entity_id)
+  redis.call('HINCRBY', KEYS[3], entity_id, 1)
+  redis.call('SADD', KEYS[3 + i], query)
 end
 return n
 """
@@ -70,7 +92,8 @@ _PREDICT_BATCH = 500
 class RedisMemoryStore:
     """``MemoryStore`` in Redis; see the module docstring for the key layout.
 
-    ``top_limit`` caps ``n`` in ``top`` (one ZREVRANGE never returns more). Raises ``ConfigError`` for a
+    ``top_limit`` caps ``n`` in ``top`` (one ZREVRANGE never returns more); ``half_life_s`` sets the time
+    decay described in ``MemoryStore`` (``None``: no decay). Raises ``ConfigError`` for a
     malformed URL and ``BackendUnavailable`` when the server does not answer, here and in every method.
     """
 
@@ -84,8 +107,10 @@ class RedisMemoryStore:
         prior: float = 0.05,
         top_limit: int = 1000,
         timeout_seconds: float = 2.0,
+        half_life_s: float | None = None,
     ) -> None:
         check_smoothing(alpha, prior)
+        check_half_life(half_life_s)
         if not prefix:
             raise ConfigError("LTRR_MEMORY_PREFIX: expected a non-empty key prefix such as 'ltrr:q2e:', got ''")
         self.url = url
@@ -93,6 +118,7 @@ class RedisMemoryStore:
         self.alpha = alpha
         self.prior = prior
         self.top_limit = top_limit
+        self.half_life_s = None if half_life_s is None else float(half_life_s)
         try:
             self._client = redis.Redis.from_url(
                 url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds, decode_responses=True
@@ -125,16 +151,29 @@ class RedisMemoryStore:
     def _entity_key(self, entity_id: str) -> str:
         return f"{self.prefix}e:{entity_id}"
 
+    def _exposure_key(self) -> str:
+        return f"{self.prefix}x"
+
     def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
         entity_ids, clicked_set = unique_shown(shown, clicked)
         if not entity_ids:
             return
-        keys = [self._counts_key(query), self._scores_key(query)] + [self._entity_key(e) for e in entity_ids]
-        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), query]
+        now = check_timestamp(timestamp)
+        keys = [self._counts_key(query), self._scores_key(query), self._exposure_key()]
+        keys += [self._entity_key(e) for e in entity_ids]
+        half_life = "" if self.half_life_s is None else repr(self.half_life_s)
+        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), query, half_life, repr(now)]
         for entity_id in entity_ids:
             args += [entity_id, "1" if entity_id in clicked_set else "0"]
         with self._unavailable_as_error():
             self._record_script(keys=keys, args=args)
+
+    def exposure(self, entity_ids: Sequence[str]) -> list[float]:
+        if not entity_ids:
+            return []
+        with self._unavailable_as_error():
+            counts = self._client.hmget(self._exposure_key(), list(entity_ids))
+        return [float(count or 0.0) for count in counts]
 
     def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
         written = 0
@@ -187,8 +226,9 @@ class RedisMemoryStore:
             for entity_id, queries in zip(entity_ids, queries_per_entity):
                 for query in queries:
                     writing.zrem(self._scores_key(query), entity_id)
-                    writing.hdel(self._counts_key(query), f"i:{entity_id}", f"c:{entity_id}")
+                    writing.hdel(self._counts_key(query), f"i:{entity_id}", f"c:{entity_id}", f"t:{entity_id}")
                 writing.delete(self._entity_key(entity_id))
+            writing.hdel(self._exposure_key(), *entity_ids)
             writing.execute()
 
     def ping(self) -> bool:

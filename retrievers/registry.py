@@ -7,6 +7,7 @@ sentence-transformers load when a retriever (or the ``Embedder``) is constructed
 from __future__ import annotations
 
 from retrievers.dense_faiss import FaissDenseRetriever
+from retrievers.explore import ExploreRetriever
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
 
@@ -14,4 +15,5 @@ RETRIEVER_TYPES: dict[str, type] = {
     TantivyLexicalRetriever.name: TantivyLexicalRetriever,
     FaissDenseRetriever.name: FaissDenseRetriever,
     MemoryRetriever.name: MemoryRetriever,
+    ExploreRetriever.name: ExploreRetriever,
 }

@@ -67,6 +67,35 @@ def _within_one_edit(a: str, b: str) -> bool:
     return shorter[i:] == longer[i + 1:]
 
 
+def _entity_meanings(entities: Iterable[Entity]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Normalized phrase -> (kind, catalog spelling) pairs named by ``entities``."""
+    meanings: dict[str, dict[tuple[str, str], None]] = {}
+
+    def add(kind: str, value: str) -> None:
+        phrase = normalize_query(value)
+        if not phrase:
+            return
+        if kind == "title" and " " not in phrase and (phrase in _STOPWORDS or len(phrase) < 3):
+            return
+        meanings.setdefault(phrase, {})[(kind, value)] = None
+
+    for entity in entities:
+        if entity.artist:
+            add("artist", entity.artist)
+        if entity.type == "artist":
+            add("artist", entity.title)
+        elif entity.type in ("track", "album", "playlist", "podcast"):
+            add("title", entity.title)
+        if entity.album:
+            add("title", entity.album)
+        for genre in entity.genres:
+            add("genre", genre)
+        for mood in entity.moods:
+            add("mood", mood)
+    return {phrase: tuple(pairs) for phrase, pairs in meanings.items()}
+
+
+
 @dataclass(slots=True)
 class Gazetteer:
     """Normalized phrase -> the (kind, value) pairs it names, plus a deletion index for typo tolerance.
@@ -82,55 +111,41 @@ class Gazetteer:
     @classmethod
     def from_entities(cls, entities: Iterable[Entity]) -> Gazetteer:
         """Vocabulary: artist names, titles of tracks/albums/playlists/podcasts, genres, moods, type words."""
-        meanings: dict[str, dict[tuple[str, str], None]] = {}
-
-        def add(kind: str, value: str) -> None:
-            phrase = normalize_query(value)
-            if not phrase:
-                return
-            if kind == "title" and " " not in phrase and (phrase in _STOPWORDS or len(phrase) < 3):
-                return
-            meanings.setdefault(phrase, {})[(kind, value)] = None
-
-        for word, entity_type in TYPE_WORDS.items():
-            meanings[word] = {("type", entity_type): None}
-        for entity in entities:
-            if entity.artist:
-                add("artist", entity.artist)
-            if entity.type == "artist":
-                add("artist", entity.title)
-            elif entity.type in ("track", "album", "playlist", "podcast"):
-                add("title", entity.title)
-            if entity.album:
-                add("title", entity.album)
-            for genre in entity.genres:
-                add("genre", genre)
-            for mood in entity.moods:
-                add("mood", mood)
-        return cls.from_meanings({p: tuple(kv) for p, kv in meanings.items()})
+        meanings: dict[str, tuple[tuple[str, str], ...]] = {word: (("type", kind),) for word, kind in TYPE_WORDS.items()}
+        for phrase, pairs in _entity_meanings(entities).items():
+            meanings[phrase] = tuple(dict.fromkeys(meanings.get(phrase, ()) + pairs))
+        return cls.from_meanings(meanings)
 
     @classmethod
     def from_meanings(cls, meanings: Mapping[str, Sequence[tuple[str, str]]]) -> Gazetteer:
-        ordered = {
-            phrase: tuple(sorted(set(pairs), key=lambda kv: (_KIND_ORDER.get(kv[0], 9), kv[1])))
-            for phrase, pairs in meanings.items()
-        }
-        deletions: dict[str, str | tuple[str, ...]] = {}
-        for phrase, pairs in ordered.items():
-            if len(phrase) < FUZZY_MIN_CHARS or not any(kind in FUZZY_KINDS for kind, _ in pairs):
-                continue
-            for variant in _one_deletions(phrase) | {phrase}:
-                known = deletions.get(variant)
-                if known is None:
-                    deletions[variant] = phrase
-                elif isinstance(known, str):
-                    deletions[variant] = (known, phrase)
-                else:
-                    deletions[variant] = (*known, phrase)
-        max_tokens = max((p.count(" ") + 1 for p in ordered), default=1)
-        gazetteer = cls(ordered, deletions, min(max_tokens, MAX_NGRAM))
-        logger.info("gazetteer: %d phrases, %d deletion keys", len(ordered), len(deletions))
+        gazetteer = cls()
+        gazetteer._merge(meanings)
+        logger.info("gazetteer: %d phrases, %d deletion keys", len(gazetteer.meanings), len(gazetteer.deletions))
         return gazetteer
+
+    def add(self, entities: Iterable[Entity]) -> None:
+        """Learn the vocabulary of new or changed entities (names of deleted ones stay known: harmless)."""
+        self._merge(_entity_meanings(entities))
+
+    def _merge(self, meanings: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+        for phrase, pairs in meanings.items():
+            known = self.meanings.get(phrase, ())
+            merged = set(known) | set(pairs)
+            self.meanings[phrase] = tuple(sorted(merged, key=lambda kv: (_KIND_ORDER.get(kv[0], 9), kv[1])))
+            was_fuzzy = any(kind in FUZZY_KINDS for kind, _ in known)
+            if len(phrase) >= FUZZY_MIN_CHARS and not was_fuzzy and any(kind in FUZZY_KINDS for kind, _ in merged):
+                self._index_deletions(phrase)
+            self.max_tokens = min(max(self.max_tokens, phrase.count(" ") + 1), MAX_NGRAM)
+
+    def _index_deletions(self, phrase: str) -> None:
+        for variant in _one_deletions(phrase) | {phrase}:
+            known = self.deletions.get(variant)
+            if known is None:
+                self.deletions[variant] = phrase
+            elif isinstance(known, str):
+                self.deletions[variant] = (known, phrase)
+            else:
+                self.deletions[variant] = (*known, phrase)
 
     def lookup(self, span: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
         """The phrase ``span`` names (exactly, else within one edit) and its meanings, or ``None``."""

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Annotated, Any, Callable, Union
+from typing import Annotated, Any, Callable, Literal, Union
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from catalog.schema import Entity
 from contracts import BadRequest, LtrrError
 from services.pipeline import MAX_K, MAX_QUERY_CHARS, Pipeline, SearchOutcome
 
@@ -109,6 +110,50 @@ class FeedbackResponse(BaseModel):
     event_id: str
 
 
+EntityType = Literal["track", "artist", "album", "playlist", "podcast", "document"]
+
+
+class EntityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictStr = Field(min_length=1, max_length=512)
+    type: EntityType
+    title: StrictStr = Field(max_length=1000)
+    artist: StrictStr = Field("", max_length=1000)
+    album: StrictStr = Field("", max_length=1000)
+    genres: list[Annotated[StrictStr, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    moods: list[Annotated[StrictStr, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    description: StrictStr = Field("", max_length=20_000)
+    popularity: float = Field(0.0, ge=0.0, le=1.0)
+    release_date: StrictStr = Field("", max_length=32)
+
+    @field_validator("id", "title", "artist", "album", "description", "release_date")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        return _reject_surrogates(value)
+
+    @field_validator("id")
+    @classmethod
+    def _non_blank_id(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class EntitiesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entities: list[EntityIn] = Field(min_length=1, max_length=1000, description="Entities to add or replace (by id).")
+
+
+class EntitiesResponse(BaseModel):
+    upserted: int
+
+
+class DeleteResponse(BaseModel):
+    deleted: str
+
+
 class ErrorDetail(BaseModel):
     field: str
     message: str
@@ -165,11 +210,21 @@ def _error(status: int, error: str, detail: list[ErrorDetail]) -> JSONResponse:
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "A field is invalid; `detail[].field` names it."},
-    404: {"model": ErrorResponse, "description": "Unknown request_id."},
+    404: {"model": ErrorResponse, "description": "Unknown request_id or entity id."},
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (when LTRR_API_KEY is set)."},
 }
 
 
-def create_app(open_pipeline: Callable[[], Any], health: Callable[[Pipeline], dict[str, Any]]) -> FastAPI:
+class Unauthorized(Exception):
+    pass
+
+
+def create_app(
+    open_pipeline: Callable[[], Any], health: Callable[[Pipeline], dict[str, Any]], api_key: str | None = None
+) -> FastAPI:
     """``open_pipeline`` is a context-manager factory yielding the ``Pipeline`` (wiring builds it from Settings)."""
 
     @asynccontextmanager
@@ -189,9 +244,14 @@ def create_app(open_pipeline: Callable[[], Any], health: Callable[[Pipeline], di
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, "invalid request", [_validation_detail(error) for error in exc.errors()])
 
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        message = "entity writes need the API key: send it in the X-API-Key header (LTRR_API_KEY on the server)"
+        return _error(401, "unauthorized", [ErrorDetail(field="X-API-Key", message=message)])
+
     @app.exception_handler(BadRequest)
     async def _bad_request(request: Request, exc: BadRequest) -> JSONResponse:
-        status = 404 if exc.field == "request_id" else 422
+        status = 404 if exc.field in ("request_id", "id") else 422
         return _error(status, "invalid request", [ErrorDetail(field=exc.field, message=exc.message)])
 
     @app.exception_handler(LtrrError)
@@ -227,6 +287,30 @@ def create_app(open_pipeline: Callable[[], Any], health: Callable[[Pipeline], di
         pipeline: Pipeline = request.app.state.pipeline
         event_id = pipeline.feedback(body.request_id, body.entity_id, body.event, body.position)
         return FeedbackResponse(event_id=event_id)
+
+    def check_key(x_api_key: str | None) -> None:
+        if api_key is not None and x_api_key != api_key:
+            raise Unauthorized()
+
+    @app.post("/entities", response_model=EntitiesResponse, responses=WRITE_RESPONSES)
+    def upsert_entities(
+        body: EntitiesBody, request: Request, x_api_key: Annotated[str | None, Header()] = None
+    ) -> EntitiesResponse:
+        """Add or replace entities; every strategy can find them when this returns."""
+        check_key(x_api_key)
+        entities = [Entity.from_json(item.model_dump()) for item in body.entities]
+        request.app.state.pipeline.upsert(entities)
+        return EntitiesResponse(upserted=len(entities))
+
+    @app.delete("/entities/{entity_id:path}", response_model=DeleteResponse, responses=WRITE_RESPONSES)
+    def delete_entity(
+        entity_id: str, request: Request, x_api_key: Annotated[str | None, Header()] = None
+    ) -> DeleteResponse:
+        """Remove an entity from every strategy."""
+        check_key(x_api_key)
+        if not request.app.state.pipeline.delete([entity_id]):
+            raise BadRequest("id", f"unknown entity {entity_id[:64]!r}")
+        return DeleteResponse(deleted=entity_id)
 
     @app.get("/healthz")
     def healthz(request: Request) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from memory_index.base import MemoryStore
 from ranker.base import Ranker
 from retrievers.base import Retriever
 from retrievers.understanding import Gazetteer, build_query
+from services.catalog_changes import CatalogChanges, cold_start
 from services.context import context_features
 from services.events import FEEDBACK_EVENTS, EventLog, new_id
 
@@ -104,6 +105,9 @@ class Pipeline:
     retriever_timeout_s: float = 0.25
     clock: Callable[[], float] = time.time
     known_requests: set[str] = field(default_factory=set)
+    catalog_changes: CatalogChanges | None = None
+    persist: Callable[[], None] | None = None
+    _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor | None = None
 
@@ -219,16 +223,32 @@ class Pipeline:
     # -- catalog updates ----------------------------------------------------------------------------
 
     def upsert(self, entities: Sequence[Entity]) -> None:
-        for retriever in self.retrievers.values():
-            retriever.upsert(entities)
-        for entity in entities:
-            self.facts[entity.id] = entity_facts(entity)
+        """Add or replace entities in every strategy; searchable when this returns. One writer at a time."""
+        with self._write_lock:
+            for retriever in self.retrievers.values():
+                retriever.upsert(entities)
+            for entity in entities:
+                self.facts[entity.id] = entity_facts(entity)
+            self.gazetteer.add(entities)
+            cold_start(self.memory, entities)
+            if self.catalog_changes is not None:
+                self.catalog_changes.record_upsert(entities)
+            if self.persist is not None:
+                self.persist()
 
-    def delete(self, ids: Sequence[str]) -> None:
-        for retriever in self.retrievers.values():
-            retriever.delete(ids)
-        for entity_id in ids:
-            self.facts.pop(entity_id, None)
+    def delete(self, ids: Sequence[str]) -> list[str]:
+        """Remove entities from every strategy; returns the ids that were known."""
+        with self._write_lock:
+            known = [entity_id for entity_id in ids if entity_id in self.facts]
+            for retriever in self.retrievers.values():
+                retriever.delete(ids)
+            for entity_id in ids:
+                self.facts.pop(entity_id, None)
+            if self.catalog_changes is not None:
+                self.catalog_changes.record_delete(known)
+            if self.persist is not None:
+                self.persist()
+            return known
 
     # -- model hand-off (ingest is the single writer) -----------------------------------------------
 

@@ -75,4 +75,4 @@ def build_app(settings: Settings, **stack_options) -> FastAPI:
         finally:
             stack.close()
 
-    return create_app(open_pipeline, lambda pipeline: health(holder["stack"]))
+    return create_app(open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key)

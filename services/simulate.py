@@ -39,7 +39,8 @@ from services.jobs import ingest_job
 from services.pipeline import Pipeline, entity_facts
 from services.settings import Settings
 from services.sim_users import QueryStream, simulate_user
-from services.wiring import Paths, cold_start, load_catalog, plans_from, reward_config
+from services.catalog_changes import cold_start
+from services.wiring import Paths, load_catalog, plans_from, reward_config
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from catalog.demo import generate_demo_catalog
 from catalog.io import read_entities, write_entities
 from catalog.schema import Entity
 from contracts import ArtifactError, ConfigError, Plan
-from memory_index.base import EntityMeta, MemoryStore
-from memory_index.cold_start import predicted_pairs
+from memory_index.base import MemoryStore
 from memory_index.local_store import LocalMemoryStore
 from memory_index.redis_store import RedisMemoryStore
 from ranker.base import Ranker
@@ -29,8 +28,8 @@ from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
-from retrievers.text import normalize_query
 from retrievers.understanding import Gazetteer
+from services.catalog_changes import CatalogChanges, cold_start
 from services.events import EventLog
 from services.models import ModelStore
 from services.pipeline import Pipeline, entity_facts
@@ -63,6 +62,10 @@ class Paths:
     @property
     def models(self) -> Path:
         return self.root / "models"
+
+    @property
+    def catalog_changes(self) -> Path:
+        return self.root / "catalog_changes.jsonl"
 
 
 def reward_config(settings: Settings) -> RewardConfig:
@@ -98,23 +101,6 @@ def ensure_catalog(settings: Settings) -> list[Entity]:
         logger.info("generated a demo catalog of %d entities at %s", len(entities), path)
         return entities
     return load_catalog(settings)
-
-
-def entity_meta(entity: Entity) -> EntityMeta:
-    return EntityMeta(
-        entity_id=entity.id,
-        type=entity.type,
-        title=entity.title,
-        artist=entity.artist,
-        album=entity.album,
-        genres=entity.genres,
-        moods=entity.moods,
-        popularity=entity.popularity,
-    )
-
-
-def cold_start(memory: MemoryStore, entities: list[Entity]) -> int:
-    return memory.predict(predicted_pairs((entity_meta(e) for e in entities), normalize_query))
 
 
 def open_memory(settings: Settings, local_redis: LocalRedis | None) -> tuple[MemoryStore, str]:
@@ -206,7 +192,8 @@ def open_stack(
 ) -> Stack:
     """Open indexes, the memory store, models and the event log, and compose the pipeline."""
     paths = Paths(settings.data_dir)
-    entities = load_catalog(settings)
+    changes = CatalogChanges(paths.catalog_changes)
+    entities = changes.apply(load_catalog(settings))
     local_redis = None
     if memory is None:
         local_redis = LocalRedis(settings.data_dir) if settings.start_local_redis else None
@@ -217,8 +204,10 @@ def open_stack(
     models = ModelStore(paths.models)
     plans = plans_from(settings)
     event_log = EventLog(paths.events)
+    retrievers = open_retrievers(settings, memory, embedder)
+    dense = retrievers.get("dense")
     pipeline = Pipeline(
-        retrievers=open_retrievers(settings, memory, embedder),
+        retrievers=retrievers,
         policy=make_policy(settings, models, plans),
         plans=plans,
         ranker=make_ranker(settings, models),
@@ -229,6 +218,8 @@ def open_stack(
         strategies=tuple(settings.strategies),
         retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
         known_requests=event_log.request_ids(),
+        catalog_changes=changes,
+        persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
         **({"clock": clock} if clock is not None else {}),
     )
     return Stack(settings, pipeline, description, models, local_redis)

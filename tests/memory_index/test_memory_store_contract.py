@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import redis
 
@@ -10,10 +12,21 @@ from memory_index import LocalMemoryStore, MemoryStore, RedisMemoryStore
 
 
 @pytest.fixture(params=["local", "redis"])
-def store(request) -> MemoryStore:
-    if request.param == "local":
-        return LocalMemoryStore(alpha=2.0, prior=0.05)
-    return RedisMemoryStore(request.getfixturevalue("redis_url"), alpha=2.0, prior=0.05)
+def make_store(request):
+    """Build a store of the parametrized backend with the given settings (alpha=2, prior=0.05 unless told)."""
+
+    def make(**settings) -> MemoryStore:
+        settings = {"alpha": 2.0, "prior": 0.05, **settings}
+        if request.param == "local":
+            return LocalMemoryStore(**settings)
+        return RedisMemoryStore(request.getfixturevalue("redis_url"), **settings)
+
+    return make
+
+
+@pytest.fixture
+def store(make_store) -> MemoryStore:
+    return make_store()
 
 
 def test_implements_protocol(store):
@@ -110,6 +123,100 @@ def test_bad_smoothing_settings_name_the_setting():
         LocalMemoryStore(prior=1.5)
     with pytest.raises(ConfigError, match="LTRR_MEMORY_ALPHA"):
         LocalMemoryStore(alpha=0)
+
+
+def test_decay_formula_is_pinned(make_store):
+    half_life = 100.0
+    store = make_store(half_life_s=half_life)
+    for clicked in (["a"], ["a"], [], []):
+        store.record("q", shown=["a"], clicked=clicked, timestamp=0.0)
+    store.record("q", shown=["a"], clicked=[], timestamp=half_life)
+    (stat,) = store.top("q", 10)
+    impressions = 4 * 0.5 + 1
+    clicks = 2 * 0.5 + 0
+    assert (stat.impressions, stat.clicks) == (pytest.approx(impressions, abs=1e-12), pytest.approx(clicks, abs=1e-12))
+    assert stat.score == pytest.approx(1 + (1 + 2 * 0.05) / (3 + 2), abs=1e-12)
+    # a quarter of a half-life later: counts * 0.5 ** 0.25, plus the new click
+    store.record("q", shown=["a"], clicked=["a"], timestamp=half_life * 1.25)
+    (stat,) = store.top("q", 10)
+    kept = 0.5**0.25
+    assert stat.impressions == pytest.approx(3 * kept + 1, abs=1e-12)
+    assert stat.clicks == pytest.approx(1 * kept + 1, abs=1e-12)
+    assert stat.score == pytest.approx(1 + (1 * kept + 1 + 2 * 0.05) / (3 * kept + 1 + 2), abs=1e-12)
+
+
+def test_reads_do_not_decay_and_pairs_decay_independently(make_store):
+    store = make_store(half_life_s=10.0)
+    store.record("q", shown=["old", "new"], clicked=["old", "new"], timestamp=0.0)
+    store.record("q", shown=["new"], clicked=["new"], timestamp=1000.0)
+    stats = {stat.entity_id: stat for stat in store.top("q", 10)}
+    # "old" was last updated at t=0: its counts stay as recorded then
+    assert (stats["old"].impressions, stats["old"].clicks) == (1.0, 1.0)
+    kept = 0.5 ** (1000.0 / 10.0)
+    assert stats["new"].impressions == pytest.approx(1 * kept + 1, abs=1e-12)
+    assert stats["old"].score == stats["new"].score == pytest.approx(1 + (1 + 0.1) / (1 + 2), abs=1e-12)
+
+
+def test_late_event_is_added_decayed_and_order_does_not_matter(make_store):
+    in_order = make_store(half_life_s=50.0)
+    in_order.record("q", shown=["a"], clicked=["a"], timestamp=0.0)
+    in_order.record("q", shown=["a"], clicked=[], timestamp=100.0)
+    (expected,) = in_order.top("q", 1)
+    assert (expected.impressions, expected.clicks) == (pytest.approx(1 * 0.5**2 + 1), pytest.approx(0.5**2))
+    in_order.clear()  # same server for redis: start over with the reverse order
+    late = make_store(half_life_s=50.0)
+    late.record("q", shown=["a"], clicked=[], timestamp=100.0)
+    late.record("q", shown=["a"], clicked=["a"], timestamp=0.0)
+    (stat,) = late.top("q", 1)
+    assert stat.impressions == pytest.approx(1 + 0.5**2, abs=1e-12) == expected.impressions
+    assert stat.clicks == pytest.approx(0.5**2, abs=1e-12) == expected.clicks
+    assert stat.score == pytest.approx(expected.score, abs=1e-12)
+    # the pair's last update stays at t=100: a later event decays from there
+    late.record("q", shown=["a"], clicked=[], timestamp=150.0)
+    (stat,) = late.top("q", 1)
+    assert stat.impressions == pytest.approx((1 + 0.5**2) * 0.5 + 1, abs=1e-12)
+
+
+def test_without_half_life_timestamps_do_not_matter(store):
+    store.record("q", shown=["a"], clicked=["a"], timestamp=0.0)
+    store.record("q", shown=["a"], clicked=[], timestamp=1e9)
+    store.record("q", shown=["a"], clicked=[], timestamp=5.0)
+    (stat,) = store.top("q", 1)
+    assert (stat.impressions, stat.clicks) == (3.0, 1.0)
+    assert stat.score == pytest.approx(1 + (1 + 0.1) / (3 + 2), abs=1e-12)
+
+
+def test_exposure_counts_impressions_over_all_queries(make_store):
+    store = make_store(half_life_s=1.0)  # exposure never decays
+    assert store.exposure([]) == []
+    store.record("q1", shown=["a", "b", "a"], clicked=["z"], timestamp=0.0)
+    store.record("q2", shown=["a"], clicked=["a"], timestamp=100.0)
+    store.predict([("q3", "p", 0.2)])
+    assert store.exposure(["a", "b", "z", "p", "never-seen", "a"]) == [2.0, 1.0, 1.0, 0.0, 0.0, 2.0]
+    store.forget(["a"])
+    assert store.exposure(["a", "b"]) == [0.0, 1.0]
+    store.record("q1", shown=["a"], clicked=[], timestamp=200.0)
+    assert store.exposure(["a"]) == [1.0]
+    store.clear()
+    assert store.exposure(["a", "b", "z"]) == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("timestamp", [math.nan, math.inf, -math.inf, "soon", None])
+def test_record_rejects_non_finite_timestamp(store, timestamp):
+    with pytest.raises(BadRequest, match="timestamp"):
+        store.record("q", shown=["a"], clicked=[], timestamp=timestamp)
+    assert store.count("q") == 0
+
+
+@pytest.mark.parametrize("half_life", [0, -1.0, math.inf, math.nan, "1h", True])
+def test_bad_half_life_names_the_setting(half_life):
+    with pytest.raises(ConfigError, match="LTRR_MEMORY_HALF_LIFE_S"):
+        LocalMemoryStore(half_life_s=half_life)
+
+
+def test_redis_checks_half_life_before_connecting():
+    with pytest.raises(ConfigError, match="LTRR_MEMORY_HALF_LIFE_S"):
+        RedisMemoryStore("redis://127.0.0.1:1/0", half_life_s=0)
 
 
 # Redis only

@@ -29,5 +29,5 @@ def test_delete_forgets_and_upsert_is_a_no_op():
 
 
 def test_registry_names_every_strategy():
-    assert set(RETRIEVER_TYPES) == {"lexical", "dense", "memory"}
+    assert set(RETRIEVER_TYPES) == {"lexical", "dense", "memory", "explore"}
     assert all(cls.name == name for name, cls in RETRIEVER_TYPES.items())

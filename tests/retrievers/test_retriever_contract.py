@@ -12,6 +12,7 @@ from catalog.schema import Entity
 from memory_index.local_store import LocalMemoryStore
 from retrievers import Retriever, build_query, normalize_query
 from retrievers.dense_faiss import FaissDenseRetriever
+from retrievers.explore import ExploreRetriever
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
 
@@ -76,11 +77,23 @@ def _memory(tmp_path, embedder) -> Harness:
     return Harness(retriever, add)
 
 
+def _explore(tmp_path, embedder) -> Harness:
+    dense = FaissDenseRetriever(embedder, tmp_path / "explore-dense", kind="flat")
+    dense.build(MINI_CATALOG)
+    store = LocalMemoryStore()
+    shown = [entity.id for entity in MINI_CATALOG]
+    store.record(normalize_query(BROAD_QUERY), shown, ["t-halo"], timestamp=1.0)
+    store.record(normalize_query(BROAD_QUERY), shown[:6], [], timestamp=2.0)
+    # Explore reads the dense index; catalog changes reach it through the dense retriever.
+    return Harness(ExploreRetriever(dense, store), lambda entity: dense.upsert([entity]))
+
+
 FACTORIES = {
     "lexical": _lexical,
     "dense-flat": _dense("flat"),
     "dense-hnsw": _dense("hnsw"),
     "memory": _memory,
+    "explore": _explore,
 }
 
 
@@ -95,7 +108,7 @@ def harness(request, tmp_path, embedder) -> Harness:
 
 def test_implements_protocol(harness):
     assert isinstance(harness.retriever, Retriever)
-    assert harness.retriever.name in ("lexical", "dense", "memory")
+    assert harness.retriever.name in ("lexical", "dense", "memory", "explore")
     assert harness.retriever.health() == "ok"
 
 
