@@ -34,7 +34,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from catalog.schema import Entity
 from contracts import Hit, Query, Slot
 from retrievers.lexical_tantivy import (
-    DEFAULT_BOOSTS,
     FUZZY_FIELDS,
     FUZZY_MIN_CHARS,
     FUZZY_WEIGHT,

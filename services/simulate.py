@@ -15,7 +15,6 @@ import queue as queue_module
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -23,7 +22,6 @@ import numpy as np
 from bandit.base import Policy
 from bandit.baselines import FixedPlanPolicy, UniformPolicy
 from bandit.vw_policy import VWPolicy
-from catalog.schema import Entity
 from contracts import Plan
 from memory_index.local_store import LocalMemoryStore
 from ranker.fusion import FusionRanker

@@ -49,7 +49,7 @@ def test_bad_line_names_file_line_and_field(tmp_path, bad_record, field):
 def test_invalid_json_names_the_line(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text('{"id": "ok", "type": "track", "title": "Fine"}\n{"id": \n', encoding="utf-8")
-    with pytest.raises(CatalogError, match=rf"c\.jsonl:2: not valid JSON"):
+    with pytest.raises(CatalogError, match=r"c\.jsonl:2: not valid JSON"):
         read_entities(path)
 
 

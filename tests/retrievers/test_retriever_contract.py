@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,6 +45,7 @@ class Harness:
 
     retriever: Retriever
     add: Callable[[Entity], None]
+    cleanup: Callable[[], None] | None = None
 
 
 def _lexical(tmp_path, embedder) -> Harness:
@@ -97,10 +100,44 @@ FACTORIES = {
 }
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+OPENSEARCH_URL = os.environ.get("LTRR_OPENSEARCH_URL", "")
+NEEDS_OPENSEARCH = (
+    pytest.mark.opensearch,
+    pytest.mark.skipif(
+        not OPENSEARCH_URL,
+        reason="LTRR_OPENSEARCH_URL is not set: the OpenSearch contract tests need a live cluster "
+        "(e.g. docker compose --profile opensearch up)",
+    ),
+)
+
+
+def _opensearch_lexical(tmp_path, embedder) -> Harness:
+    from retrievers.lexical_opensearch import OpenSearchLexicalRetriever
+
+    retriever = OpenSearchLexicalRetriever(OPENSEARCH_URL, index=f"ltrr-test-lexical-{uuid.uuid4().hex}")
+    retriever.build(MINI_CATALOG)
+    return Harness(retriever, lambda entity: retriever.upsert([entity]), cleanup=retriever.drop)
+
+
+def _opensearch_dense(tmp_path, embedder) -> Harness:
+    from retrievers.dense_opensearch import OpenSearchDenseRetriever
+
+    retriever = OpenSearchDenseRetriever(OPENSEARCH_URL, embedder, index=f"ltrr-test-dense-{uuid.uuid4().hex}")
+    retriever.build(MINI_CATALOG)
+    return Harness(retriever, lambda entity: retriever.upsert([entity]), cleanup=retriever.drop)
+
+
+FACTORIES["opensearch-lexical"] = _opensearch_lexical
+FACTORIES["opensearch-dense"] = _opensearch_dense
+MARKS = {"opensearch-lexical": NEEDS_OPENSEARCH, "opensearch-dense": NEEDS_OPENSEARCH}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(FACTORIES)])
 def harness(request, tmp_path, embedder) -> Harness:
     made = FACTORIES[request.param](tmp_path, embedder)
     yield made
+    if made.cleanup is not None:
+        made.cleanup()
     close = getattr(made.retriever, "close", None)
     if close is not None:
         close()

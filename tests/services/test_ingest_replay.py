@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from bandit.reward import RewardConfig
 from contracts import Plan
 from memory_index.redis_store import RedisMemoryStore
-from services.ingest import Ingestor, join_rounds
+from services.ingest import Ingestor
 from services.replay import ips_estimates, replay_policy
 from services.wiring import open_stack
 
