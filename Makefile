@@ -29,6 +29,7 @@ demo: install
 
 test: install system-deps
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check --select F .
 	$(PY) -m pytest -q
 
 bench: install

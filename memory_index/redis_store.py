@@ -26,7 +26,14 @@ from typing import Iterable, Iterator, Sequence
 import redis
 
 from contracts import BackendUnavailable, ConfigError
-from memory_index.base import EntityStat, check_half_life, check_prior, check_smoothing, check_timestamp, unique_shown
+from memory_index.base import (
+    EntityStat,
+    check_half_life,
+    check_prior,
+    check_smoothing,
+    check_timestamp,
+    unique_shown,
+)
 
 logger = logging.getLogger(__name__)
 

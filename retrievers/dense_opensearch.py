@@ -14,7 +14,8 @@ Writes refresh before returning, so ``upsert``/``delete`` are searchable when th
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -13,7 +13,7 @@ neighbour with a positive similarity.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from catalog.schema import Entity
 from contracts import ConfigError, Hit, Query

@@ -29,7 +29,8 @@ are searchable when they return.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from catalog.schema import Entity
 from contracts import Hit, Query, Slot

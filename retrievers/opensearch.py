@@ -12,7 +12,8 @@ opensearch-py is imported when a client is made or an index is written, never at
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from contracts import ArtifactError, BackendUnavailable, ConfigError, Hit
@@ -26,7 +27,7 @@ BULK_CHUNK_SIZE = 500
 def _opensearchpy() -> Any:
     try:
         import opensearchpy
-        import opensearchpy.helpers  # noqa: F401 - the bulk helpers
+        import opensearchpy.helpers
     except ImportError as error:
         raise ConfigError(
             "the OpenSearch retrievers need opensearch-py; `pip install opensearch-py` or unset " + URL_SETTING
