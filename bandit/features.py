@@ -1,7 +1,7 @@
 """Vowpal Wabbit text-format encoding of a context and its candidate plans (``--cb_explore_adf``).
 
 Shared line: ``shared |C <name>:<value> ...`` from ``Context.features``.
-Action line per plan: ``|A <strategy>_<quota> ... uses_<strategy> ... log_total:<log1p(total)>``
+Action line per plan: ``|A <strategy>_<quota> ... uses_<strategy> ... log_total:<log1p(total)> total:<total/100>``
 (every strategy's quota indicator, including ``_0``, so a per-candidate cost is linear in the features).
 Feature names are escaped so ``|``, ``:``, whitespace and ``%`` cannot break the line (percent-encoding).
 """
@@ -51,6 +51,8 @@ def action_line(plan: Plan, label: str = "") -> str:
         if quota > 0:
             parts.append(f"uses_{name}")
     parts.append(f"log_total:{_format_value(math.log1p(plan.total))}")
+    # Linear in the candidates drawn, like the reward's cost term, so the model can price plan size exactly.
+    parts.append(f"total:{_format_value(plan.total / 100.0)}")
     return " ".join(parts)
 
 

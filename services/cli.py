@@ -175,6 +175,7 @@ def simulate(
     ingest_every: int = typer.Option(100, help="Run ingestion every this many requests."),
     baselines: bool = typer.Option(True, help="Also run uniform-random and fixed-plan policies over the same stream."),
     demo_size: Optional[int] = typer.Option(None, help="Entities in the demo catalog (default 20,000)."),
+    workers: int = typer.Option(2, help="Runs in parallel processes (each loads its own encoder)."),
 ) -> None:
     """Closed loop on the demo catalog: simulated users search, click, play; the stack learns."""
     logging.basicConfig(level=logging.WARNING)
@@ -182,7 +183,9 @@ def simulate(
 
     try:
         settings = _settings(data_dir, demo_size=demo_size)
-        result = run_simulation(settings, queries=queries, seed=seed, ingest_every=ingest_every, baselines=baselines, progress=rich_progress)
+        result = run_simulation(
+            settings, queries=queries, seed=seed, ingest_every=ingest_every, baselines=baselines, progress=rich_progress, workers=workers
+        )
     except LtrrError as error:
         _fail(error)
     table = Table(title=f"simulate: {queries:,} queries, seed {seed}")

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     retriever_timeout_ms: float = Field(250.0, gt=0.0)
     bandit_epsilon: float = Field(0.05, ge=0.0, le=1.0)
+    bandit_vw_args: str = Field(
+        "--cb_explore_adf --cb_type mtr -q CA --quiet", description="Vowpal Wabbit options (without --epsilon and the seed)."
+    )
     seed: int = 0
     policy: str = Field("vw", description="Plan policy: vw, uniform, or fixed:<plan name>.")
 

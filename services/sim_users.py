@@ -1,8 +1,9 @@
 """Simulated traffic for ``ltrr simulate``: query intents of several kinds and a noisy position-based user.
 
 The query generators here are deliberately independent of ``memory_index.cold_start`` (which predicts
-query->entity pairs from metadata): topic queries use synonyms the catalog never contains, misspellings
-are random edits, and head queries ask for the popular items of a genre.
+query->entity pairs from metadata): topic queries combine a genre with a mood word (half the time a
+synonym the catalog never contains), misspellings are random edits, and head queries repeat one phrase per theme and want the
+popular tracks about it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from catalog.demo_vocab import THEMES
 from catalog.schema import Entity
 
 # Words a listener uses for a mood; none of them is a catalog mood word.
@@ -35,8 +37,8 @@ MOOD_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 TOPIC_TEMPLATES = ("{mood} {genre} songs", "{mood} {genre} music", "some {mood} {genre}", "{genre} tracks that feel {mood}")
 KIND_SHARES = {"exact": 0.25, "artist_title": 0.15, "misspelled": 0.15, "topic": 0.25, "head": 0.20}
-HEAD_QUERIES = 40
-HEAD_TARGETS = 25
+HEAD_TARGETS = 30
+HEAD_TEMPLATES = ("songs about {theme}", "{theme} playlist", "music for {theme}", "{theme} songs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +87,20 @@ class QueryStream:
         track_popularity = np.array([e.popularity for e in self.tracks], dtype=float) + 0.01
         self.track_weights = track_popularity / track_popularity.sum()
         self.by_mood_genre: dict[tuple[str, str], list[str]] = defaultdict(list)
-        by_genre: dict[str, list[Entity]] = defaultdict(list)
         for track in self.tracks:
             for genre in track.genres:
-                by_genre[genre].append(track)
                 for mood in track.moods:
                     self.by_mood_genre[(mood, genre)].append(track.id)
         self.topics = sorted(key for key, ids in self.by_mood_genre.items() if len(ids) >= 5 and key[0] in MOOD_SYNONYMS)
-        genres = sorted(by_genre, key=lambda g: -len(by_genre[g]))
+        # Head queries: one fixed phrase per theme, asked again and again; the listener wants the most
+        # popular tracks about that theme, which no index ranks first (hundreds of tracks share a theme).
         self.head: list[tuple[str, frozenset[str]]] = []
-        for genre in genres[:HEAD_QUERIES]:
-            popular = sorted(by_genre[genre], key=lambda e: -e.popularity)[:HEAD_TARGETS]
-            self.head.append((genre, frozenset(e.id for e in popular)))
+        for number, theme in enumerate(THEMES):
+            about = [track for track in self.tracks if f"about {theme}" in track.description]
+            if len(about) >= HEAD_TARGETS:
+                popular = sorted(about, key=lambda e: (-e.popularity, e.id))[:HEAD_TARGETS]
+                text = HEAD_TEMPLATES[number % len(HEAD_TEMPLATES)].format(theme=theme)
+                self.head.append((text, frozenset(e.id for e in popular)))
         head_ranks = np.arange(1, len(self.head) + 1, dtype=float)
         self.head_weights = (1.0 / head_ranks) / (1.0 / head_ranks).sum()
         self.kinds = tuple(KIND_SHARES)
@@ -122,12 +126,13 @@ class QueryStream:
             return Intent(kind, text.lower(), frozenset({track.id}), user_id, session_id)
         if kind == "topic":
             mood, genre = self.topics[int(rng.integers(len(self.topics)))]
-            synonyms = MOOD_SYNONYMS[mood]
+            # Half the listeners use the catalog's own mood word, half a synonym the catalog never contains.
+            words = (mood,) if rng.random() < 0.5 else MOOD_SYNONYMS[mood]
             template = TOPIC_TEMPLATES[int(rng.integers(len(TOPIC_TEMPLATES)))]
-            text = template.format(mood=synonyms[int(rng.integers(len(synonyms)))], genre=genre)
+            text = template.format(mood=words[int(rng.integers(len(words)))], genre=genre)
             return Intent(kind, text, frozenset(self.by_mood_genre[(mood, genre)]), user_id, session_id)
-        genre, targets = self.head[int(rng.choice(len(self.head), p=self.head_weights))]
-        return Intent("head", genre, targets, user_id, session_id)
+        text, targets = self.head[int(rng.choice(len(self.head), p=self.head_weights))]
+        return Intent("head", text, targets, user_id, session_id)
 
 
 def simulate_user(

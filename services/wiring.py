@@ -137,7 +137,7 @@ def make_policy(settings: Settings, models: ModelStore, plans: tuple[Plan, ...])
     directory = models.current_directory("bandit")
     if directory is not None:
         return VWPolicy.load(directory, seed=settings.seed)
-    return VWPolicy(seed=settings.seed, epsilon=settings.bandit_epsilon, plans=plans)
+    return VWPolicy(seed=settings.seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans)
 
 
 def make_ranker(settings: Settings, models: ModelStore) -> Ranker:

@@ -41,7 +41,7 @@ def test_escaping_keeps_vw_lines_intact():
     assert escape_name("genre=hip hop|x:y%") == "genre=hip%20hop%7Cx%3Ay%25"
     line = shared_line(Context({"genre=hip hop|x:y": 1.0, "hour": 13.0, "zero": 0.0}))
     assert line == "shared |C genre=hip%20hop%7Cx%3Ay:1.0 hour:13.0"
-    assert action_line(Plan.of({"lexical": 100, "dense": 0})) == f"|A dense_0 lexical_100 uses_lexical log_total:{math.log1p(100)!r}"
+    assert action_line(Plan.of({"lexical": 100, "dense": 0})) == f"|A dense_0 lexical_100 uses_lexical log_total:{math.log1p(100)!r} total:1.0"
     lines = encode(Context({"a": 1.0}), [Plan.of({"x": 20}), Plan.of({"x": 100})], labelled_index=1, cost=-2.5, probability=0.25)
     assert lines[2].startswith("0:-2.5:0.25 |A x_100")
     assert not lines[1].startswith("0:")
