@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence, runtime_checkable
 
-from contracts import BadRequest, ConfigError
+from contracts import BadRequest, ConfigError, EntityFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +77,8 @@ class MemoryStore(Protocol):
     def clear(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class EntityMeta:
-    """The catalog fields cold start reads, without importing the catalog package.
-
-    ``popularity`` is on any non-negative scale; cold start uses its rank among the entities given.
-    """
-
-    entity_id: str
-    type: str
-    title: str
-    artist: str = ""
-    album: str = ""
-    genres: tuple[str, ...] = ()
-    moods: tuple[str, ...] = ()
-    popularity: float = 0.0
+# Cold start reads the shared entity facts type (``contracts.EntityFacts``); the old name stays an alias.
+EntityMeta = EntityFacts
 
 
 def observed_score(impressions: float, clicks: float, alpha: float, prior: float) -> float:

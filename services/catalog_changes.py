@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from catalog.schema import Entity
-from memory_index.base import EntityMeta, MemoryStore
+from contracts import EntityFacts
+from memory_index.base import MemoryStore
 from memory_index.cold_start import predicted_pairs
 from retrievers.text import normalize_query
 
 
-def entity_meta(entity: Entity) -> EntityMeta:
-    return EntityMeta(
+def entity_facts(entity: Entity) -> EntityFacts:
+    """The entity attributes the ranker and cold start read (stages that may not import ``catalog``)."""
+    return EntityFacts(
         entity_id=entity.id,
         type=entity.type,
         title=entity.title,
@@ -29,7 +31,7 @@ def entity_meta(entity: Entity) -> EntityMeta:
 
 def cold_start(memory: MemoryStore, entities: Iterable[Entity]) -> int:
     """Predicted query->entity pairs from metadata; observed statistics are never overwritten."""
-    return memory.predict(predicted_pairs((entity_meta(e) for e in entities), normalize_query))
+    return memory.predict(predicted_pairs((entity_facts(e) for e in entities), normalize_query))
 
 
 class CatalogChanges:

@@ -22,7 +22,7 @@ from memory_index.base import MemoryStore
 from ranker.base import Ranker
 from retrievers.base import Retriever
 from retrievers.understanding import Gazetteer, build_query
-from services.catalog_changes import CatalogChanges, cold_start
+from services.catalog_changes import CatalogChanges, cold_start, entity_facts
 from services.context import context_features
 from services.events import FEEDBACK_EVENTS, EventLog, new_id
 
@@ -57,19 +57,6 @@ class SearchOutcome:
     skipped: Mapping[str, str]
     model_versions: Mapping[str, str]
     candidates: int
-
-
-def entity_facts(entity: Entity) -> EntityFacts:
-    return EntityFacts(
-        entity_id=entity.id,
-        type=entity.type,
-        title=entity.title,
-        artist=entity.artist,
-        album=entity.album,
-        genres=entity.genres,
-        moods=entity.moods,
-        popularity=entity.popularity,
-    )
 
 
 def check_query_text(text: str) -> str:

@@ -34,7 +34,8 @@ from services.events import EventLog
 from services.indexing import ProgressFactory, build_indexes, indexes_exist
 from services.ingest import join_rounds
 from services.jobs import ingest_job
-from services.pipeline import Pipeline, entity_facts
+from services.catalog_changes import entity_facts
+from services.pipeline import Pipeline
 from services.settings import Settings
 from services.sim_users import QueryStream, simulate_user
 from services.catalog_changes import cold_start

@@ -32,7 +32,8 @@ from retrievers.understanding import Gazetteer
 from services.catalog_changes import CatalogChanges, cold_start
 from services.events import EventLog
 from services.models import ModelStore
-from services.pipeline import Pipeline, entity_facts
+from services.catalog_changes import entity_facts
+from services.pipeline import Pipeline
 from services.redis_local import LocalRedis
 from services.settings import Settings
 
