@@ -12,7 +12,7 @@ from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from services.settings import Settings
-from services.wiring import Paths, ensure_catalog
+from services.wiring import Paths, ensure_catalog, opensearch_url
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,10 @@ class IndexReport:
 
 
 def indexes_exist(settings: Settings) -> bool:
+    """Whether the embedded indexes are built (an OpenSearch backend is checked when the service opens it)."""
     paths = Paths(settings.data_dir)
+    if settings.backend == "opensearch":
+        return settings.resolved_catalog_path.exists()
     return settings.resolved_catalog_path.exists() and (paths.lexical / "meta.json").exists() and (
         paths.dense / "manifest.json"
     ).exists()
@@ -39,6 +42,8 @@ def build_indexes(
 ) -> IndexReport:
     paths = Paths(settings.data_dir)
     entities = list(entities) if entities is not None else ensure_catalog(settings)
+    if settings.backend == "opensearch":
+        return _build_opensearch(settings, progress, embedder, entities)
     for directory in (paths.lexical, paths.dense):
         if directory.exists():
             shutil.rmtree(directory)
@@ -52,3 +57,19 @@ def build_indexes(
     dense.save()
     logger.info("indexed %d entities under %s", len(entities), settings.data_dir)
     return IndexReport(len(entities), str(paths.lexical), str(paths.dense))
+
+
+def _build_opensearch(
+    settings: Settings, progress: ProgressFactory, embedder: Embedder | None, entities: list[Entity]
+) -> IndexReport:
+    from retrievers.dense_opensearch import OpenSearchDenseRetriever
+    from retrievers.lexical_opensearch import OpenSearchLexicalRetriever
+
+    url = opensearch_url(settings)
+    lexical = OpenSearchLexicalRetriever(url)
+    with progress("lexical index (OpenSearch)", len(entities)) as report:
+        lexical.build(entities, progress=report)
+    dense = OpenSearchDenseRetriever(url, embedder or Embedder())
+    with progress("dense index (all-MiniLM-L6-v2 + OpenSearch k-NN)", len(entities)) as report:
+        dense.build(entities, progress=report)
+    return IndexReport(len(entities), f"{url} ltrr-entities", f"{url} ltrr-vectors")

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Explicit plan list like 'dense=20+lexical=0+memory=0'; empty: all combinations."
     )
     dense_index: str = Field("flat", description="FAISS index kind: flat or hnsw.")
+    backend: str = Field("embedded", description="Lexical and dense backend: embedded (tantivy + FAISS) or opensearch.")
+    opensearch_url: str | None = Field(None, description="OpenSearch for backend=opensearch, e.g. http://localhost:9200.")
+    memory_half_life_s: float | None = Field(None, gt=0.0, description="Half-life of memory-index counts; unset: no decay.")
 
     click_weight: float = 1.0
     favorite_weight: float = 2.0

@@ -26,6 +26,7 @@ from ranker.lambdamart import LambdaMartRanker
 from retrievers.base import Retriever
 from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
+from retrievers.explore import ExploreRetriever
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
 from retrievers.understanding import Gazetteer
@@ -109,7 +110,7 @@ def open_memory(settings: Settings, local_redis: LocalRedis | None) -> tuple[Mem
     Returns the store and a sentence describing the choice."""
     if settings.redis_url:
         try:
-            store = RedisMemoryStore(settings.redis_url)
+            store = RedisMemoryStore(settings.redis_url, half_life_s=settings.memory_half_life_s)
             if not store.ping():
                 raise ConnectionError("PING failed")
         except Exception as error:
@@ -120,12 +121,13 @@ def open_memory(settings: Settings, local_redis: LocalRedis | None) -> tuple[Mem
         return store, f"redis at {settings.redis_url}"
     if local_redis is not None and local_redis.available:
         url = local_redis.start()
-        return RedisMemoryStore(url), f"local redis-server at {url}"
+        return RedisMemoryStore(url, half_life_s=settings.memory_half_life_s), f"local redis-server at {url}"
     logger.warning(
         "no Redis: the memory index lives in this process only; it is lost at exit, not shared with other "
         "processes, and ingestion runs inside the service (install redis-server or set LTRR_REDIS_URL)"
     )
-    return LocalMemoryStore(), "in-process store (no persistence, not shared between processes)"
+    store = LocalMemoryStore(half_life_s=settings.memory_half_life_s)
+    return store, "in-process store (no persistence, not shared between processes)"
 
 
 def make_policy(settings: Settings, models: ModelStore, plans: tuple[Plan, ...]) -> Policy:
@@ -170,14 +172,48 @@ class Stack:
             self.local_redis.stop()
 
 
+def opensearch_url(settings: Settings) -> str:
+    if not settings.opensearch_url:
+        raise ConfigError("LTRR_BACKEND=opensearch needs LTRR_OPENSEARCH_URL (e.g. http://localhost:9200)")
+    return settings.opensearch_url
+
+
+def lexical_and_dense(settings: Settings, embedder: Embedder | None) -> dict[str, Callable[[], Retriever]]:
+    """Factories of the lexical and dense retrievers of the configured backend."""
+    if settings.backend == "embedded":
+        paths = Paths(settings.data_dir)
+        return {
+            "lexical": lambda: TantivyLexicalRetriever.open(paths.lexical),
+            "dense": lambda: FaissDenseRetriever.open(embedder or Embedder(), paths.dense),
+        }
+    if settings.backend == "opensearch":
+        from retrievers.dense_opensearch import OpenSearchDenseRetriever
+        from retrievers.lexical_opensearch import OpenSearchLexicalRetriever
+
+        return {
+            "lexical": lambda: OpenSearchLexicalRetriever(opensearch_url(settings)),
+            "dense": lambda: OpenSearchDenseRetriever(opensearch_url(settings), embedder or Embedder()),
+        }
+    raise ConfigError(f"LTRR_BACKEND: expected embedded or opensearch, got {settings.backend!r}")
+
+
 def open_retrievers(
     settings: Settings, memory: MemoryStore, embedder: Embedder | None = None
 ) -> dict[str, Retriever]:
-    paths = Paths(settings.data_dir)
+    """The configured strategies; ``explore`` shares the dense retriever so catalog writes reach it."""
+    factories = lexical_and_dense(settings, embedder)
+    opened: dict[str, Retriever] = {}
+
+    def dense() -> Retriever:
+        if "dense" not in opened:
+            opened["dense"] = factories["dense"]()
+        return opened["dense"]
+
     registry: dict[str, Callable[[], Retriever]] = {
-        "lexical": lambda: TantivyLexicalRetriever.open(paths.lexical),
-        "dense": lambda: FaissDenseRetriever.open(embedder or Embedder(), paths.dense),
+        "lexical": factories["lexical"],
+        "dense": dense,
         "memory": lambda: MemoryRetriever(memory),
+        "explore": lambda: ExploreRetriever(dense(), memory, seed=settings.seed),
     }
     unknown = [name for name in settings.strategies if name not in registry]
     if unknown:
