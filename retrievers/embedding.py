@@ -57,11 +57,18 @@ class Embedder:
     lookup instead of ~7 ms of CPU. Thread-safe.
     """
 
-    def __init__(self, model_path: str | None = None, cache_size: int = 4096) -> None:
+    def __init__(self, model_path: str | None = None, cache_size: int = 4096, threads: int | None = None) -> None:
         if cache_size < 0:
             raise ConfigError(f"cache_size: expected >= 0, got {cache_size}; use 0 to disable the cache")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(f"threads: expected >= 1 torch threads, got {threads}")
+            import torch
+
+            # Process-wide: one thread per encode keeps concurrent requests from oversubscribing the CPU.
+            torch.set_num_threads(threads)
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as error:

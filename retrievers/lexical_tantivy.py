@@ -34,6 +34,9 @@ TEXT_FIELDS = ("title", "artist", "album", "genres", "moods", "description")
 DEFAULT_BOOSTS: Mapping[str, float] = {
     "title": 3.0, "artist": 2.5, "album": 1.5, "genres": 1.2, "moods": 1.2, "description": 1.0,
 }
+# Collections of documents (abstracts, articles) weigh title and text equally, the multifield
+# convention of Anserini's BEIR baselines; the catalog defaults above favour short entity names.
+DOCUMENT_BOOSTS: Mapping[str, float] = {field: 1.0 for field in DEFAULT_BOOSTS}
 FUZZY_FIELDS = ("title", "artist")
 FUZZY_WEIGHT = 0.3
 FUZZY_MIN_CHARS = 4
@@ -72,6 +75,13 @@ def _check_boosts(boosts: Mapping[str, float] | None) -> dict[str, float]:
     return merged
 
 
+def boosts_for(entities: Sequence[Entity]) -> dict[str, float]:
+    """Field boosts for a catalog: ``DOCUMENT_BOOSTS`` when every entity is a document, else ``DEFAULT_BOOSTS``."""
+    if entities and all(entity.type == "document" for entity in entities):
+        return dict(DOCUMENT_BOOSTS)
+    return dict(DEFAULT_BOOSTS)
+
+
 class TantivyLexicalRetriever:
     """``Retriever`` named ``"lexical"``: BM25 with field boosts over a tantivy index in ``index_dir``.
 
@@ -86,6 +96,7 @@ class TantivyLexicalRetriever:
         tantivy = _tantivy()
         self.index_dir = Path(index_dir)
         self.boosts = _check_boosts(boosts)
+        self._boosts_given = boosts is not None
         self.heap_size = heap_size
         try:
             self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +134,7 @@ class TantivyLexicalRetriever:
                 f"index_dir: lexical index at {index_dir} has schema_version {manifest.get('schema_version')!r}, "
                 f"this code reads {SCHEMA_VERSION}; run `ltrr index` to rebuild it"
             )
-        return cls(index_dir, boosts=boosts)
+        return cls(index_dir, boosts=boosts if boosts is not None else manifest.get("boosts"))
 
     # ----------------------------------------------------------------- writing
 
@@ -163,12 +174,15 @@ class TantivyLexicalRetriever:
             "schema_version": SCHEMA_VERSION,
             "fields": list(TEXT_FIELDS),
             "count": self._index.searcher().num_docs,
+            "boosts": dict(self.boosts),
         }
         (self.index_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
     def build(self, entities: Sequence[Entity], progress: Callable[[int], None] | None = None) -> None:
         """Replace the whole index with ``entities`` (last one wins on duplicate ids)."""
         unique = {entity.id: entity for entity in entities}
+        if not self._boosts_given:
+            self.boosts = boosts_for(list(unique.values()))
         with self._lock:
             writer = self._writer_locked()
             writer.delete_all_documents()

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     cost_per_candidate: float = Field(0.002, ge=0.0, description="Reward cost of each candidate a plan draws.")
     attribution_window_s: float = Field(300.0, gt=0.0, description="Feedback later than this after an impression earns nothing.")
 
+    encoder_threads: int = Field(1, ge=1, description="Torch threads the service uses to encode queries.")
     retriever_timeout_ms: float = Field(250.0, gt=0.0)
     bandit_epsilon: float = Field(0.05, ge=0.0, le=1.0)
     bandit_vw_args: str = Field(

@@ -184,7 +184,7 @@ def lexical_and_dense(settings: Settings, embedder: Embedder | None) -> dict[str
         paths = Paths(settings.data_dir)
         return {
             "lexical": lambda: TantivyLexicalRetriever.open(paths.lexical),
-            "dense": lambda: FaissDenseRetriever.open(embedder or Embedder(), paths.dense),
+            "dense": lambda: FaissDenseRetriever.open(embedder or Embedder(threads=settings.encoder_threads), paths.dense),
         }
     if settings.backend == "opensearch":
         from retrievers.dense_opensearch import OpenSearchDenseRetriever
@@ -192,7 +192,9 @@ def lexical_and_dense(settings: Settings, embedder: Embedder | None) -> dict[str
 
         return {
             "lexical": lambda: OpenSearchLexicalRetriever(opensearch_url(settings)),
-            "dense": lambda: OpenSearchDenseRetriever(opensearch_url(settings), embedder or Embedder()),
+            "dense": lambda: OpenSearchDenseRetriever(
+                opensearch_url(settings), embedder or Embedder(threads=settings.encoder_threads)
+            ),
         }
     raise ConfigError(f"LTRR_BACKEND: expected embedded or opensearch, got {settings.backend!r}")
 
