@@ -18,10 +18,24 @@ def _bucket(value: int, edges: tuple[int, ...]) -> str:
     return f">{edges[-1]}"
 
 
+def memory_evidence(best_score: float | None) -> str:
+    """What the memory index knows about a query, from its best entity's score (``memory_index`` scores:
+    predicted pairs lie in [0, 1), observed ones are 1 + smoothed click-through rate)."""
+    if best_score is None:
+        return "none"
+    if best_score < 1.0:
+        return "predicted"
+    return "clicked" if best_score - 1.0 >= CLICKED_RATE else "shown"
+
+
+CLICKED_RATE = 0.15
+
+
 def context_features(
     query: Query,
     memory_count: int,
     request_context: Mapping[str, object] | None = None,
+    memory_best_score: float | None = None,
 ) -> Context:
     """Categoricals as ``name=value`` -> 1.0; a few numeric features scaled to about [0, 1]."""
     tokens = query.tokens
@@ -30,6 +44,7 @@ def context_features(
         f"chars={_bucket(len(query.normalized), (8, 16, 32))}": 1.0,
         "n_tokens": min(len(tokens), 10) / 10.0,
         f"memory={_bucket(memory_count, (0, 3, 20))}": 1.0,
+        f"memory_evidence={memory_evidence(memory_best_score)}": 1.0,
     }
     kinds = {slot.kind for slot in query.slots}
     for kind in SLOT_KINDS:

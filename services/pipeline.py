@@ -122,7 +122,10 @@ class Pipeline:
         query = build_query(text, user_id=user_id, session_id=session_id, timestamp=now, gazetteer=self.gazetteer)
         if not query.normalized:
             raise BadRequest("query", "has no searchable characters after normalization (only punctuation or symbols)")
-        context = context_features(query, self.memory.count(query.normalized), request_context)
+        best = self.memory.top(query.normalized, 1)
+        context = context_features(
+            query, self.memory.count(query.normalized), request_context, best[0].score if best else None
+        )
         with self._policy_lock:
             decision = self.policy.choose(context, self.plans)
         hits_by_strategy, skipped = self._retrieve(query, decision.plan)

@@ -92,3 +92,12 @@ def test_service_without_redis_uses_the_in_process_store_and_ingests_itself(data
         stats = {stat.entity_id: stat for stat in memory.top("some very particular query", 5)}
         assert stats[chosen].clicks == 1 and not stats[chosen].predicted, "the click reached the in-process memory index"
         assert (data_dir / "models" / "bandit" / "CURRENT").exists(), "in-process ingestion published a bandit model"
+
+
+def test_memory_evidence_separates_predicted_shown_and_clicked():
+    from services.context import memory_evidence
+
+    assert memory_evidence(None) == "none"
+    assert memory_evidence(0.3) == "predicted"
+    assert memory_evidence(1 + (0 + 2 * 0.05) / (1 + 2)) == "shown"
+    assert memory_evidence(1 + (1 + 2 * 0.05) / (1 + 2)) == "clicked"
