@@ -27,15 +27,13 @@ logger = logging.getLogger(__name__)
 class IngestJob:
     """Runs the ``Ingestor`` and publishes what it learned.
 
-    ``with_policy(fn)`` runs ``fn`` on the policy being trained (under the serving lock when in-process);
-    ``on_ranker`` receives an accepted new ranker (the in-process pipeline swaps it in).
+    ``with_policy(fn)`` runs ``fn`` on the policy being trained (under the serving lock when in-process).
+    The ingestor's ``retrain`` callback publishes and installs accepted rankers.
     """
 
     ingestor: Ingestor
     models: ModelStore
     with_policy: Callable[[Callable[[Policy], None]], None]
-    current_ranker: Callable[[], Ranker]
-    on_ranker: Callable[[Ranker], None]
     save_models: bool = True
 
     def run(self, flush: bool = False) -> IngestReport:
@@ -67,7 +65,7 @@ def ingest_job(settings: Settings, pipeline: Pipeline, save_models: bool = True)
         retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: pipeline.ranker, swap_ranker),
         min_new_rows=settings.ranker_min_new_impressions,
     )
-    return IngestJob(ingestor, models, pipeline.learn, lambda: pipeline.ranker, swap_ranker, save_models)
+    return IngestJob(ingestor, models, pipeline.learn, save_models)
 
 
 def open_ingest_job(settings: Settings) -> IngestJob:
@@ -106,4 +104,4 @@ def open_ingest_job(settings: Settings) -> IngestJob:
         retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: ranker_holder[0], set_ranker),
         min_new_rows=settings.ranker_min_new_impressions,
     )
-    return IngestJob(ingestor, models, with_policy, lambda: ranker_holder[0], set_ranker)
+    return IngestJob(ingestor, models, with_policy)

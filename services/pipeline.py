@@ -96,14 +96,13 @@ class Pipeline:
     persist: Callable[[], None] | None = None
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
-    _executor: ThreadPoolExecutor | None = None
+    _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max(2, len(self.retrievers)), thread_name_prefix="retriever")
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- request path -------------------------------------------------------------------------------
 
@@ -148,8 +147,7 @@ class Pipeline:
             name: quota for name, quota in plan.quotas if quota > 0 and name in self.retrievers
         }
         skipped = {name: "not configured" for name, quota in plan.quotas if quota > 0 and name not in self.retrievers}
-        executor = self._executor or ThreadPoolExecutor(max_workers=1)
-        futures = {executor.submit(self.retrievers[name].search, query, quota): name for name, quota in jobs.items()}
+        futures = {self._executor.submit(self.retrievers[name].search, query, quota): name for name, quota in jobs.items()}
         done, not_done = wait(futures, timeout=self.retriever_timeout_s)
         hits_by_strategy: dict[str, list[Hit]] = {}
         for future in not_done:
