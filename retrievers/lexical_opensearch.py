@@ -208,10 +208,7 @@ class OpenSearchLexicalRetriever:
         self._index.bulk(self._index_actions(unique), refresh="wait_for")
 
     def delete(self, ids: Sequence[str]) -> None:
-        if not ids or not self._index.exists():  # a bulk delete must not auto-create an unmapped index
-            return
-        actions = ({"_op_type": "delete", "_index": self.index, "_id": entity_id} for entity_id in set(ids))
-        self._index.bulk(actions, refresh="wait_for", ignore_status=(404,))
+        self._index.delete_ids(ids)
 
     def drop(self) -> None:
         """Delete the whole index."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from contracts import ArtifactError, BackendUnavailable, ConfigError, Hit
@@ -119,6 +119,13 @@ class OpenSearchIndex:
                 f"{URL_SETTING}: OpenSearch did not answer while {action} on {self.index!r} "
                 f"({_describe(error)}); start it or unset {URL_SETTING}"
             ) from error
+
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        """Bulk-delete documents by id, unknown ids ignored; searchable without them on return."""
+        if not ids or not self.exists():  # a bulk delete must not auto-create an unmapped index
+            return
+        actions = ({"_op_type": "delete", "_index": self.index, "_id": entity_id} for entity_id in set(ids))
+        self.bulk(actions, refresh="wait_for", ignore_status=(404,))
 
     def exists(self) -> bool:
         return bool(self._call("checking the index", self.client.indices.exists, index=self.index))

@@ -16,12 +16,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from bandit.reward import RewardConfig, reward
 from contracts import Context, Decision, Plan
 from memory_index.base import MemoryStore
-from services.events import read_log
+from services.events import LogLine, read_log
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +90,33 @@ def finalize(impression: dict[str, Any], feedback: list[dict[str, Any]], config:
     return LoggedRound(impression["request_id"], start, dict(impression["context"]), decision, value, engaged)
 
 
+def new_events(
+    lines: Iterable[LogLine], seen: set[str], report: IngestReport, state: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Well-formed events not seen before, in log order; counts lines, malformed lines and duplicates in
+    ``report``, adds yielded ids to ``seen`` and keeps ``state["offset"]`` at the end of the last line read."""
+    for line in lines:
+        if state is not None:
+            state["offset"] = line.next_offset
+        report.lines += 1
+        if line.event is None:
+            report.malformed += 1
+            if len(report.errors) < 20:
+                report.errors.append(f"byte {line.next_offset}: {line.error}")
+            continue
+        if line.event["event_id"] in seen:
+            report.duplicates += 1
+            continue
+        seen.add(line.event["event_id"])
+        yield line.event
+
+
 def join_rounds(path: Path, config: RewardConfig) -> tuple[list[LoggedRound], IngestReport]:
     """Every impression in the log with its reward (replay reads the log this way; nothing is recomputed)."""
     report = IngestReport()
     impressions: dict[str, dict[str, Any]] = {}
     feedback: dict[str, list[dict[str, Any]]] = {}
-    seen: set[str] = set()
-    for line in read_log(path):
-        report.lines += 1
-        if line.event is None:
-            report.malformed += 1
-            continue
-        event = line.event
-        if event["event_id"] in seen:
-            report.duplicates += 1
-            continue
-        seen.add(event["event_id"])
+    for event in new_events(read_log(path), set(), report):
         if event["kind"] == "impression":
             impressions[event["request_id"]] = event
         else:
@@ -172,19 +183,7 @@ class Ingestor:
         finalized_ids = set(state["finalized"])
         pending: dict[str, dict[str, Any]] = state["pending"]
         early_feedback: dict[str, list[dict[str, Any]]] = state["feedback"]
-        for line in read_log(self.log_path, state["offset"]):
-            state["offset"] = line.next_offset
-            report.lines += 1
-            if line.event is None:
-                report.malformed += 1
-                if len(report.errors) < 20:
-                    report.errors.append(f"byte {line.next_offset}: {line.error}")
-                continue
-            event = line.event
-            if event["event_id"] in seen:
-                report.duplicates += 1
-                continue
-            seen.add(event["event_id"])
+        for event in new_events(read_log(self.log_path, state["offset"]), seen, report, state):
             state["watermark"] = max(state["watermark"], float(event["time"]))
             if event["kind"] == "impression":
                 report.impressions += 1
