@@ -43,11 +43,11 @@ def small_catalog():
 
 
 def pytest_collection_modifyitems(config, items):
-    if not os.path.exists(REDIS_SERVER):
-        reason = f"redis-server not found at {REDIS_SERVER}; run `make test`, which installs it"
-        for item in items:
-            if "redis_url" in getattr(item, "fixturenames", ()):
-                if os.environ.get("CI") == "true":
-                    item.add_marker(pytest.mark.xfail(reason=reason, strict=True, run=False))
-                else:
-                    item.add_marker(pytest.mark.skip(reason=reason))
+    """Without redis-server, Redis-backed tests are skipped with the reason, except under CI=true,
+    where they run and fail: CI must test what `make test` sets up."""
+    if os.path.exists(REDIS_SERVER) or os.environ.get("CI") == "true":
+        return
+    reason = f"redis-server not found at {REDIS_SERVER}; run `make test`, which installs it"
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(reason=reason))
