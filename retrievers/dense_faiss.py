@@ -22,8 +22,7 @@ import numpy as np
 
 from catalog.schema import Entity
 from contracts import ArtifactError, ConfigError, Hit, Query
-from retrievers.embedding import Embedder, entity_text
-from retrievers.text import normalize_query
+from retrievers.embedding import Embedder, entity_text, query_vector
 
 logger = logging.getLogger(__name__)
 
@@ -129,12 +128,8 @@ class FaissDenseRetriever:
     # ----------------------------------------------------------------- reading
 
     def search(self, query: Query, k: int) -> list[Hit]:
-        if k <= 0:
-            return []
-        text = query.normalized or normalize_query(query.text)
-        if not text:
-            return []
-        return self.search_vector(self.embedder.encode_query(text), k)
+        vector = query_vector(self.embedder, query) if k > 0 else None
+        return [] if vector is None else self.search_vector(vector, k)
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
         """Top ``k`` entities by inner product with ``vector`` (shape ``(dim,)``, unit length expected)."""

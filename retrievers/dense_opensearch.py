@@ -21,9 +21,8 @@ import numpy as np
 
 from catalog.schema import Entity
 from contracts import ConfigError, Hit, Query
-from retrievers.embedding import Embedder, entity_text
+from retrievers.embedding import Embedder, entity_text, query_vector
 from retrievers.opensearch import OpenSearchIndex, client_for
-from retrievers.text import normalize_query
 
 logger = logging.getLogger(__name__)
 
@@ -143,12 +142,8 @@ class OpenSearchDenseRetriever:
     # ----------------------------------------------------------------- reading
 
     def search(self, query: Query, k: int) -> list[Hit]:
-        if k <= 0:
-            return []
-        text = query.normalized or normalize_query(query.text)
-        if not text:
-            return []
-        return self.search_vector(self.embedder.encode_query(text), k)
+        vector = query_vector(self.embedder, query) if k > 0 else None
+        return [] if vector is None else self.search_vector(vector, k)
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Hit]:
         """Top ``k`` entities by inner product with ``vector`` (unit length expected)."""

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from catalog.schema import Entity
-from contracts import ArtifactError, ConfigError
+from contracts import ArtifactError, ConfigError, Query
 from retrievers.text import normalize_query
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,12 @@ def entity_text(entity: Entity) -> str:
     if entity.description:
         parts.append(entity.description)
     return ". ".join(p for p in parts if p)
+
+
+def query_vector(embedder: Embedder, query: Query) -> np.ndarray | None:
+    """The (cached) embedding of ``query``'s normalized text, or ``None`` when nothing searchable is left."""
+    text = query.normalized or normalize_query(query.text)
+    return embedder.encode_query(text) if text else None
 
 
 def _default_model_path() -> str:
