@@ -1,6 +1,8 @@
 """BM25 over the catalog's text fields in OpenSearch: the scale-out twin of ``lexical_tantivy``.
 
-Same fields, same boosts (``DEFAULT_BOOSTS``), same fuzzy and phrase rules, same normalization. Text is
+Same fields, same boosts (``DEFAULT_BOOSTS``), same phrase rule, same query understanding, same
+popularity prior, same normalization. One difference: fuzzy clauses go on every long enough term (one
+request cannot ask for a term's document frequency first, as tantivy does to fuzz only unseen terms). Text is
 indexed as ``normalize_query`` output and analyzed with ``ltrr_en`` (standard tokenizer, drop tokens of
 40+ characters, lowercase, Snowball English (``porter2``) stemmer), the chain of tantivy's ``en_stem``.
 ``title`` and ``artist`` carry a ``.raw`` keyword subfield holding the whole normalized string.
@@ -20,6 +22,10 @@ digits and spaces, and goes into ``match`` clauses. ``query_body`` builds::
                 genre slot  -> match genres (all words of the slot value), boost = boosts["genres"] * SLOT_WEIGHT
                 mood slot   -> match moods (all words of the slot value),  boost = boosts["moods"] * SLOT_WEIGHT
                 type slot   -> term  type = catalog type,                boost = TYPE_SLOT_BOOST
+              popularity prior (popularity_prior > 0): range popularity >= t for each t in
+                PRIOR_THRESHOLDS,
+    SLOT_WEIGHT,
+    TYPE_SLOT_BOOST, boost = popularity_prior / PRIOR_STEPS
 
 Scores are OpenSearch's BM25 sums, so they are not comparable with tantivy's numbers, only the ranking
 logic is the same. Writes refresh before returning (``refresh="wait_for"``), so ``upsert``/``delete``
@@ -33,13 +39,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from catalog.schema import Entity
-from contracts import Hit, Query, Slot
+from contracts import ConfigError, Hit, Query, Slot
 from retrievers.lexical_tantivy import (
     FUZZY_FIELDS,
     FUZZY_MIN_CHARS,
     FUZZY_WEIGHT,
     MAX_QUERY_TERMS,
     PHRASE_WEIGHT,
+    PRIOR_STEPS,
+    PRIOR_THRESHOLDS,
+    SLOT_WEIGHT,
+    TYPE_SLOT_BOOST,
     TEXT_FIELDS,
 )
 from retrievers.lexical_tantivy import _check_boosts as check_boosts
@@ -51,8 +61,6 @@ logger = logging.getLogger(__name__)
 ANALYZER = "ltrr_en"
 MAX_TOKEN_CHARS = 39  # tantivy's remove_long(40) drops tokens of 40+ bytes
 RAW_FIELDS = ("title", "artist")
-SLOT_WEIGHT = 1.0
-TYPE_SLOT_BOOST = 0.5
 _SLOT_TEXT_FIELD = {"genre": "genres", "mood": "moods"}
 _SLOT_RAW_FIELD = {"artist": "artist", "title": "title"}
 
@@ -102,12 +110,16 @@ def entity_document(entity: Entity) -> dict[str, Any]:
     }
 
 
+def _constant(filter_clause: dict[str, Any], boost: float) -> dict[str, Any]:
+    return {"constant_score": {"filter": filter_clause, "boost": boost}}
+
+
 def slot_clauses(slots: Sequence[Slot], boosts: Mapping[str, float]) -> list[dict[str, Any]]:
     """Score-only clauses for recognized slots (see the module docstring); unknown kinds are skipped."""
     clauses: list[dict[str, Any]] = []
     for slot in slots:
         if slot.kind == "type":
-            clauses.append({"term": {"type": {"value": slot.value, "boost": TYPE_SLOT_BOOST}}})
+            clauses.append(_constant({"term": {"type": slot.value}}, TYPE_SLOT_BOOST))
             continue
         value = normalize_query(slot.value)
         if not value:
@@ -115,13 +127,20 @@ def slot_clauses(slots: Sequence[Slot], boosts: Mapping[str, float]) -> list[dic
         if slot.kind in _SLOT_RAW_FIELD:
             field = _SLOT_RAW_FIELD[slot.kind]
             if boosts[field] > 0:
-                clauses.append({"term": {f"{field}.raw": {"value": value, "boost": boosts[field] * SLOT_WEIGHT}}})
+                clauses.append(_constant({"term": {f"{field}.raw": value}}, boosts[field] * SLOT_WEIGHT))
         elif slot.kind in _SLOT_TEXT_FIELD:
             field = _SLOT_TEXT_FIELD[slot.kind]
             if boosts[field] > 0:
-                clauses.append({"match": {field: {"query": value, "operator": "and",
-                                                  "boost": boosts[field] * SLOT_WEIGHT}}})
+                clauses.append(_constant({"match": {field: {"query": value, "operator": "and"}}}, boosts[field] * SLOT_WEIGHT))
     return clauses
+
+
+def prior_clauses(popularity_prior: float) -> list[dict[str, Any]]:
+    """Score-only range clauses of the popularity prior (none when ``popularity_prior`` is 0)."""
+    if popularity_prior <= 0:
+        return []
+    step = popularity_prior / PRIOR_STEPS
+    return [_constant({"range": {"popularity": {"gte": threshold}}}, step) for threshold in PRIOR_THRESHOLDS]
 
 
 def lexical_clauses(normalized: str, boosts: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -160,8 +179,11 @@ class OpenSearchLexicalRetriever:
 
     def __init__(self, client_or_url: Any, index: str = "ltrr-entities",
                  boosts: Mapping[str, float] | None = None, timeout: float = 10.0,
-                 shards: int = 1, replicas: int = 0) -> None:
+                 shards: int = 1, replicas: int = 0, popularity_prior: float = 0.0) -> None:
         self.boosts = check_boosts(boosts)
+        if isinstance(popularity_prior, bool) or not isinstance(popularity_prior, (int, float)) or popularity_prior < 0:
+            raise ConfigError(f"popularity_prior: expected a number >= 0 (0 switches the prior off), got {popularity_prior!r}")
+        self.popularity_prior = float(popularity_prior)
         self.shards = shards
         self.replicas = replicas
         self._index = OpenSearchIndex(client_for(client_or_url, timeout), index)
@@ -177,7 +199,7 @@ class OpenSearchLexicalRetriever:
         if not clauses:
             return {"size": 0, "query": {"match_none": {}}}
         boolean: dict[str, Any] = {"must": [{"bool": {"should": clauses, "minimum_should_match": 1}}]}
-        understood = slot_clauses(query.slots, self.boosts)
+        understood = slot_clauses(query.slots, self.boosts) + prior_clauses(self.popularity_prior)
         if understood:
             boolean["should"] = understood
         return {"size": max(int(k), 0), "_source": False, "track_total_hits": False, "query": {"bool": boolean}}

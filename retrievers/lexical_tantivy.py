@@ -6,9 +6,23 @@ analyzed with the same analyzer, and assembled as a boolean OR of boosted term q
 (tantivy's multi-field BM25, as its query parser would build it), plus
 
 * fuzzy clauses (one edit, terms of at least ``FUZZY_MIN_CHARS`` characters) on title and artist at
-  ``FUZZY_WEIGHT`` of the field boost, so "tayler swif" still finds Taylor Swift (fuzzy matches score
-  a constant per clause in tantivy, so they rank below real BM25 matches of the same field);
+  ``FUZZY_WEIGHT`` of the field boost, only for a term that field has never seen (a correctly spelled
+  term gains nothing from its neighbours, and on document collections they cost nDCG), so "tayler swif"
+  still finds Taylor Swift (fuzzy matches score a constant per clause in tantivy, so they rank below
+  real BM25 matches of the same field);
 * a title phrase clause for multi-word queries, so an exact title outranks scattered term matches.
+
+Those clauses decide which documents match. Two kinds of constant-score clauses are added on top (they
+never bring in a document the text did not match):
+
+* query understanding: a recognized artist or title slot adds the field's boost to the entities whose
+  whole normalized artist / title equals the slot's catalog spelling (so a misspelled artist the gazetteer corrected
+  ranks that artist's entities first), genre and mood slots boost entities with that tag, a type word
+  ("playlist") boosts entities of that type;
+* an optional popularity prior (``popularity_prior`` > 0): ``PRIOR_STEPS`` range clauses on the
+  popularity fast field at log-spaced thresholds from 0.001 to 1, each worth ``popularity_prior /
+  PRIOR_STEPS``, so an entity gains about ``popularity_prior * (log10(popularity) + 3) / 3`` and the
+  more popular of two equal-text entities ranks first.
 
 One ``IndexWriter`` is opened lazily on the first write and kept; every write commits and reloads the
 reader, so changes are searchable when ``upsert``/``delete`` return.
@@ -23,12 +37,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from catalog.schema import Entity
-from contracts import ArtifactError, ConfigError, Hit, Query
+from contracts import ArtifactError, ConfigError, Hit, Query, Slot
 from retrievers.text import normalize_query
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 TEXT_FIELDS = ("title", "artist", "album", "genres", "moods", "description")
 DEFAULT_BOOSTS: Mapping[str, float] = {
@@ -41,6 +55,12 @@ FUZZY_FIELDS = ("title", "artist")
 FUZZY_WEIGHT = 0.3
 FUZZY_MIN_CHARS = 4
 PHRASE_WEIGHT = 1.0
+RAW_FIELDS = ("title", "artist")  # also indexed whole, as one term, in ``<field>_raw``
+SLOT_WEIGHT = 1.0
+TYPE_SLOT_BOOST = 0.5
+_SLOT_TAG_FIELD = {"genre": "genres", "mood": "moods"}
+PRIOR_STEPS = 8
+PRIOR_THRESHOLDS = tuple(10 ** (-3 + 3 * step / PRIOR_STEPS) for step in range(1, PRIOR_STEPS + 1))
 MAX_QUERY_TERMS = 32
 _COMMIT_EVERY = 50_000
 
@@ -60,6 +80,8 @@ def _schema() -> Any:
     builder.add_text_field("type", stored=True, tokenizer_name="raw")
     for field in TEXT_FIELDS:
         builder.add_text_field(field, stored=False, tokenizer_name="en_stem")
+    for field in RAW_FIELDS:
+        builder.add_text_field(f"{field}_raw", stored=False, tokenizer_name="raw")
     builder.add_float_field("popularity", stored=True, fast=True)
     return builder.build()
 
@@ -92,8 +114,11 @@ class TantivyLexicalRetriever:
     name = "lexical"
 
     def __init__(self, index_dir: Path | str, boosts: Mapping[str, float] | None = None,
-                 heap_size: int = 64_000_000) -> None:
+                 heap_size: int = 64_000_000, popularity_prior: float = 0.0) -> None:
         tantivy = _tantivy()
+        if isinstance(popularity_prior, bool) or not isinstance(popularity_prior, (int, float)) or popularity_prior < 0:
+            raise ConfigError(f"popularity_prior: expected a number >= 0 (0 switches the prior off), got {popularity_prior!r}")
+        self.popularity_prior = float(popularity_prior)
         self.index_dir = Path(index_dir)
         self.boosts = _check_boosts(boosts)
         self._boosts_given = boosts is not None
@@ -119,7 +144,8 @@ class TantivyLexicalRetriever:
         self._index.reload()
 
     @classmethod
-    def open(cls, index_dir: Path | str, boosts: Mapping[str, float] | None = None) -> TantivyLexicalRetriever:
+    def open(cls, index_dir: Path | str, boosts: Mapping[str, float] | None = None,
+             popularity_prior: float = 0.0) -> TantivyLexicalRetriever:
         """Open an index written by ``build``; ``ArtifactError`` when it is missing or incompatible."""
         index_dir = Path(index_dir)
         manifest_path = index_dir / MANIFEST
@@ -134,17 +160,21 @@ class TantivyLexicalRetriever:
                 f"index_dir: lexical index at {index_dir} has schema_version {manifest.get('schema_version')!r}, "
                 f"this code reads {SCHEMA_VERSION}; run `ltrr index` to rebuild it"
             )
-        return cls(index_dir, boosts=boosts if boosts is not None else manifest.get("boosts"))
+        return cls(index_dir, boosts=boosts if boosts is not None else manifest.get("boosts"),
+                   popularity_prior=popularity_prior)
 
     # ----------------------------------------------------------------- writing
 
     def _document(self, entity: Entity) -> Any:
         tantivy = _tantivy()
+        title, artist = normalize_query(entity.title), normalize_query(entity.artist)
         return tantivy.Document(
             id=entity.id,
             type=entity.type,
-            title=normalize_query(entity.title),
-            artist=normalize_query(entity.artist),
+            title=title,
+            title_raw=title,
+            artist=artist,
+            artist_raw=artist,
             album=normalize_query(entity.album),
             genres=[normalize_query(g) for g in entity.genres] or [""],
             moods=[normalize_query(m) for m in entity.moods] or [""],
@@ -226,7 +256,18 @@ class TantivyLexicalRetriever:
     def _terms(self, normalized: str) -> list[str]:
         return self._analyzer.analyze(normalized)[: MAX_QUERY_TERMS * 2]
 
-    def _query(self, normalized: str) -> Any:
+    def _query(self, normalized: str, slots: Sequence[Slot], searcher: Any) -> Any:
+        recall = self._recall_query(normalized, searcher)
+        if recall is None:
+            return None
+        tantivy = _tantivy()
+        score_only = self._slot_clauses(slots) + self._prior_clauses()
+        if not score_only:
+            return recall
+        should = tantivy.Occur.Should
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, recall), *((should, clause) for clause in score_only)])
+
+    def _recall_query(self, normalized: str, searcher: Any) -> Any:
         tantivy = _tantivy()
         Q, should = tantivy.Query, tantivy.Occur.Should
         analyzed = self._terms(normalized)
@@ -236,8 +277,10 @@ class TantivyLexicalRetriever:
             for field, boost in self.boosts.items():
                 if boost > 0:
                     clauses.append((should, Q.boost_query(Q.term_query(self._schema, field, term), boost)))
-            if len(term) >= FUZZY_MIN_CHARS:
-                for field in FUZZY_FIELDS:
+            if len(term) < FUZZY_MIN_CHARS:
+                continue
+            for field in FUZZY_FIELDS:
+                if self.boosts[field] > 0 and searcher.doc_freq(field, term) == 0:
                     fuzzy = Q.fuzzy_term_query(self._schema, field, term, distance=1, transposition_cost_one=True)
                     clauses.append((should, Q.boost_query(fuzzy, self.boosts[field] * FUZZY_WEIGHT)))
         if 2 <= len(analyzed) <= MAX_QUERY_TERMS and self.boosts["title"] > 0:
@@ -245,13 +288,44 @@ class TantivyLexicalRetriever:
             clauses.append((should, Q.boost_query(phrase, self.boosts["title"] * PHRASE_WEIGHT)))
         return Q.boolean_query(clauses) if clauses else None
 
+    def _slot_clauses(self, slots: Sequence[Slot]) -> list[Any]:
+        tantivy = _tantivy()
+        Q = tantivy.Query
+        clauses = []
+        for slot in slots:
+            if slot.kind == "type":
+                clauses.append(Q.const_score_query(Q.term_query(self._schema, "type", slot.value), TYPE_SLOT_BOOST))
+                continue
+            value = normalize_query(slot.value)
+            if not value:
+                continue
+            if slot.kind in RAW_FIELDS and self.boosts[slot.kind] > 0:
+                exact = Q.term_query(self._schema, f"{slot.kind}_raw", value)
+                clauses.append(Q.const_score_query(exact, self.boosts[slot.kind] * SLOT_WEIGHT))
+            elif slot.kind in _SLOT_TAG_FIELD and self.boosts[_SLOT_TAG_FIELD[slot.kind]] > 0:
+                field = _SLOT_TAG_FIELD[slot.kind]
+                words = [(tantivy.Occur.Must, Q.term_query(self._schema, field, term)) for term in dict.fromkeys(self._terms(value))]
+                if words:
+                    clauses.append(Q.const_score_query(Q.boolean_query(words), self.boosts[field] * SLOT_WEIGHT))
+        return clauses
+
+    def _prior_clauses(self) -> list[Any]:
+        if self.popularity_prior <= 0:
+            return []
+        tantivy = _tantivy()
+        Q, step = tantivy.Query, self.popularity_prior / PRIOR_STEPS
+        return [
+            Q.const_score_query(Q.range_query(self._schema, "popularity", tantivy.FieldType.Float, lower_bound=threshold), step)
+            for threshold in PRIOR_THRESHOLDS
+        ]
+
     def search(self, query: Query, k: int) -> list[Hit]:
         if k <= 0:
             return []
-        tantivy_query = self._query(query.normalized or normalize_query(query.text))
+        searcher = self._index.searcher()
+        tantivy_query = self._query(query.normalized or normalize_query(query.text), query.slots, searcher)
         if tantivy_query is None:
             return []
-        searcher = self._index.searcher()
         result = searcher.search(tantivy_query, limit=k, count=False)
         hits = []
         for rank, (score, address) in enumerate(result.hits, start=1):

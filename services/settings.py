@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     dense_index: str = Field("flat", description="FAISS index kind: flat or hnsw.")
     backend: str = Field("embedded", description="Lexical and dense backend: embedded (tantivy + FAISS) or opensearch.")
     opensearch_url: str | None = Field(None, description="OpenSearch for backend=opensearch, e.g. http://localhost:9200.")
+    lexical_popularity_prior: float = Field(
+        0.0, ge=0.0, description="Weight of the lexical popularity prior (0: off); the more popular of two equal-text entities ranks first."
+    )
     memory_half_life_s: float | None = Field(None, gt=0.0, description="Half-life of memory-index counts; unset: no decay.")
 
     click_weight: float = 1.0

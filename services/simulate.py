@@ -94,7 +94,7 @@ def run_one(
     memory = LocalMemoryStore()
     cold_start(memory, entities)
     retrievers = {
-        "lexical": TantivyLexicalRetriever.open(paths.lexical),
+        "lexical": TantivyLexicalRetriever.open(paths.lexical, popularity_prior=settings.lexical_popularity_prior),
         "dense": FaissDenseRetriever.open(embedder or Embedder(), paths.dense),
         "memory": MemoryRetriever(memory),
     }

@@ -183,7 +183,7 @@ def lexical_and_dense(settings: Settings, embedder: Embedder | None) -> dict[str
     if settings.backend == "embedded":
         paths = Paths(settings.data_dir)
         return {
-            "lexical": lambda: TantivyLexicalRetriever.open(paths.lexical),
+            "lexical": lambda: TantivyLexicalRetriever.open(paths.lexical, popularity_prior=settings.lexical_popularity_prior),
             "dense": lambda: FaissDenseRetriever.open(embedder or Embedder(threads=settings.encoder_threads), paths.dense),
         }
     if settings.backend == "opensearch":
@@ -191,7 +191,9 @@ def lexical_and_dense(settings: Settings, embedder: Embedder | None) -> dict[str
         from retrievers.lexical_opensearch import OpenSearchLexicalRetriever
 
         return {
-            "lexical": lambda: OpenSearchLexicalRetriever(opensearch_url(settings)),
+            "lexical": lambda: OpenSearchLexicalRetriever(
+                opensearch_url(settings), popularity_prior=settings.lexical_popularity_prior
+            ),
             "dense": lambda: OpenSearchDenseRetriever(
                 opensearch_url(settings), embedder or Embedder(threads=settings.encoder_threads)
             ),

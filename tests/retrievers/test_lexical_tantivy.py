@@ -7,8 +7,10 @@ import json
 import pytest
 from retriever_fixtures import MINI_CATALOG, NEWCOMER
 
-from contracts import ArtifactError, ConfigError
+from catalog.schema import Entity
+from contracts import ArtifactError, ConfigError, Query, Slot
 from retrievers import build_query
+from retrievers.understanding import Gazetteer
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 
 
@@ -135,3 +137,81 @@ def test_open_incompatible_manifest(tmp_path):
     (tmp_path / "old" / "manifest.json").write_text(json.dumps({"schema_version": 0}))
     with pytest.raises(ArtifactError, match="schema_version"):
         TantivyLexicalRetriever.open(tmp_path / "old")
+
+
+def _built(tmp_path, name, entities, **options):
+    retriever = TantivyLexicalRetriever(tmp_path / name, **options)
+    retriever.build(entities)
+    return retriever
+
+
+def test_fuzzy_clauses_only_for_terms_the_field_has_never_seen(tmp_path):
+    retriever = _built(tmp_path, "fuzzy", [Entity("x-lone", "track", "Lone Star"), Entity("x-lane", "track", "Lane Change")])
+    # "lone" is a known title term: its one-edit neighbour "lane" must not match.
+    assert top_ids(retriever, "lone") == ["x-lone"]
+    # "lxne" is in no title: fuzzy matching finds both one-edit neighbours.
+    assert set(top_ids(retriever, "lxne")) == {"x-lone", "x-lane"}
+    retriever.close()
+
+
+def _scores(retriever, query, k=20):
+    return {hit.entity_id: hit.score for hit in retriever.search(query, k)}
+
+
+def test_recognized_slots_boost_without_adding_documents(lexical):
+    text = "taylor halo"
+    plain = _scores(lexical, Query(text=text, normalized=text))
+    artist = Slot(kind="artist", value="Taylor Swift", matched="taylor")
+    understood = _scores(lexical, Query(text=text, normalized=text, slots=(artist,)))
+    assert understood.keys() == plain.keys()
+    for entity_id in ("t-shake", "t-cardigan"):  # artist == "Taylor Swift"
+        assert understood[entity_id] == pytest.approx(plain[entity_id] + 2.5, rel=1e-4)
+    assert understood["t-halo"] == pytest.approx(plain["t-halo"], rel=1e-4)
+
+
+def test_gazetteer_slots_rank_the_corrected_artist_first(lexical):
+    gazetteer = Gazetteer.from_entities(MINI_CATALOG)
+    query = build_query("tayler swift love songs", gazetteer=gazetteer)
+    assert ("artist", "Taylor Swift") in {(slot.kind, slot.value) for slot in query.slots}
+    assert set(top_ids(lexical, query.text)[:1]) <= {"t-shake", "t-cardigan", "a-taylor"}
+    ids = [hit.entity_id for hit in lexical.search(query, 3)]
+    assert set(ids[:2]) <= {"t-shake", "t-cardigan"}
+
+
+def test_tag_and_type_slots_boost_matching_entities(lexical):
+    text = "chill jazz playlist"
+    slots = (Slot("mood", "chill", "chill"), Slot("genre", "jazz", "jazz"), Slot("type", "playlist", "playlist"))
+    plain = _scores(lexical, Query(text=text, normalized=text))
+    understood = _scores(lexical, Query(text=text, normalized=text, slots=slots))
+    # pl-chill has genre jazz (1.2) and is a playlist (0.5); its mood is "relaxed", not "chill".
+    assert understood["pl-chill"] == pytest.approx(plain["pl-chill"] + 1.2 + 0.5, rel=1e-4)
+    # t-beach has mood chill (1.2) and is a track.
+    assert understood["t-beach"] == pytest.approx(plain["t-beach"] + 1.2, rel=1e-4)
+
+
+TWINS = [
+    Entity("twin-quiet", "track", "Paper Boats", artist="Ida Lark", popularity=0.01),
+    Entity("twin-loud", "track", "Paper Boats", artist="Ida Lark", popularity=0.6),
+    Entity("other", "track", "Glass Towers", artist="Ida Lark", popularity=0.99),
+]
+
+
+@pytest.mark.parametrize("order", [TWINS, TWINS[::-1]])
+def test_popularity_prior_ranks_the_more_popular_twin_first(tmp_path, order):
+    with_prior = _built(tmp_path, "prior", order, popularity_prior=1.0)
+    scores = _scores(with_prior, build_query("paper boats"))
+    assert list(scores)[0] == "twin-loud"
+    # Score only: the popular "Glass Towers" does not match the text and is not added.
+    assert set(scores) == {"twin-quiet", "twin-loud"}
+    # log-spaced steps: 0.6 passes 7 of 8 thresholds, 0.01 passes 2 of 8 (0.00237 and 0.0056).
+    assert scores["twin-loud"] - scores["twin-quiet"] == pytest.approx(5 / 8, rel=1e-4)
+    with_prior.close()
+
+
+def test_popularity_prior_off_by_default_and_validated(tmp_path):
+    plain = _built(tmp_path, "plain", TWINS)
+    scores = _scores(plain, build_query("paper boats"))
+    assert scores["twin-loud"] == pytest.approx(scores["twin-quiet"])
+    plain.close()
+    with pytest.raises(ConfigError, match="popularity_prior"):
+        TantivyLexicalRetriever(tmp_path / "bad-prior", popularity_prior=-1)

@@ -20,7 +20,7 @@ from contracts import BackendUnavailable, ConfigError, Query, Slot
 from retrievers import Gazetteer, Retriever, build_query
 from retrievers.dense_opensearch import OpenSearchDenseRetriever
 from retrievers.lexical_opensearch import OpenSearchLexicalRetriever, entity_document
-from retrievers.lexical_tantivy import DEFAULT_BOOSTS, TEXT_FIELDS
+from retrievers.lexical_tantivy import DEFAULT_BOOSTS, PRIOR_STEPS, PRIOR_THRESHOLDS, TEXT_FIELDS
 from retrievers.opensearch import connect
 
 opensearchpy = pytest.importorskip("opensearchpy", reason="opensearch-py is not installed; `pip install opensearch-py`")
@@ -153,16 +153,30 @@ def test_slot_clauses_follow_the_recognized_slots(lexical):
     query = build_query("Taylor Swift indie folk wistful songs", gazetteer=gazetteer)
     assert {slot.kind for slot in query.slots} == {"artist", "genre", "mood", "type"}
     should = lexical.query_body(query, 5)["query"]["bool"]["should"]
-    assert {"term": {"artist.raw": {"value": "taylor swift", "boost": 2.5}}} in should
-    assert {"match": {"genres": {"query": "indie folk", "operator": "and", "boost": 1.2}}} in should
-    assert {"match": {"moods": {"query": "wistful", "operator": "and", "boost": 1.2}}} in should
-    assert {"term": {"type": {"value": "track", "boost": 0.5}}} in should
+    assert constant({"term": {"artist.raw": "taylor swift"}}, 2.5) in should
+    assert constant({"match": {"genres": {"query": "indie folk", "operator": "and"}}}, 1.2) in should
+    assert constant({"match": {"moods": {"query": "wistful", "operator": "and"}}}, 1.2) in should
+    assert constant({"term": {"type": "track"}}, 0.5) in should
 
 
 def test_title_slot_is_an_exact_term_on_title_raw(lexical):
     query = Query(text="Halo", normalized="halo", slots=(Slot(kind="title", value="Halo", matched="halo"),))
     should = lexical.query_body(query, 5)["query"]["bool"]["should"]
-    assert should == [{"term": {"title.raw": {"value": "halo", "boost": 3.0}}}]
+    assert should == [constant({"term": {"title.raw": "halo"}}, 3.0)]
+
+
+def constant(filter_clause, boost):
+    return {"constant_score": {"filter": filter_clause, "boost": boost}}
+
+
+def test_popularity_prior_is_off_by_default_and_adds_log_spaced_range_clauses(client):
+    query = Query(text="halo", normalized="halo")
+    assert "should" not in OpenSearchLexicalRetriever(client).query_body(query, 5)["query"]["bool"]
+    should = OpenSearchLexicalRetriever(client, popularity_prior=2.0).query_body(query, 5)["query"]["bool"]["should"]
+    assert should == [constant({"range": {"popularity": {"gte": t}}}, 2.0 / PRIOR_STEPS) for t in PRIOR_THRESHOLDS]
+    assert PRIOR_THRESHOLDS[0] > 0.001 and PRIOR_THRESHOLDS[-1] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="popularity_prior"):
+        OpenSearchLexicalRetriever(client, popularity_prior=-0.5)
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda t: repr(t[:20]))
