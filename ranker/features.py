@@ -9,6 +9,10 @@ Columns, in order (``feature_names(strategies)`` spells them):
 - ``title_exact_match`` (normalized title == normalized query), ``title_token_overlap``,
   ``artist_token_overlap``, ``tags_token_overlap`` (fraction of query tokens found in the title, the
   artist, the genres + moods), ``query_token_count``
+- query understanding, 0/1 each: ``slot:artist_match`` (a recognized artist slot names the candidate's
+  artist, or the candidate is that artist), ``slot:title_match`` (a title slot names its title or album),
+  ``slot:genre_match`` / ``slot:mood_match`` (it carries a recognized genre / mood), ``slot:type_match``
+  (its type is the one a type word asked for)
 
 Provenance from strategies not in the list is ignored, so the width never changes under a model.
 A saved model records its strategies and feature names; loading checks them against this module.
@@ -36,6 +40,7 @@ SHARED_FEATURES = (
     "artist_token_overlap",
     "tags_token_overlap",
     "query_token_count",
+    *(f"slot:{kind}_match" for kind in ("artist", "title", "genre", "mood", "type")),
 )
 DEFAULT_STRATEGIES = ("lexical", "dense", "memory", "explore")
 
@@ -86,6 +91,8 @@ def build_features(
     shared = len(names) * len(STRATEGY_FEATURES)
     type_offset = shared + 2
     text_offset = type_offset + len(ENTITY_TYPES)
+    slot_offset = text_offset + 5
+    slots = _slot_phrases(query)
     for row, candidate in enumerate(candidates):
         found = 0
         for position, strategy in enumerate(names):
@@ -111,7 +118,34 @@ def build_features(
         matrix[row, text_offset + 2] = _overlap(query_tokens, set(_tokens(entity.artist)))
         tag_tokens = {token for tag in entity.genres + entity.moods for token in _tokens(tag)}
         matrix[row, text_offset + 3] = _overlap(query_tokens, tag_tokens)
+        if slots:
+            _slot_matches(matrix[row, slot_offset:slot_offset + 5], entity, slots)
     return matrix
+
+
+def _phrase(text: str) -> str:
+    return " ".join(_tokens(text))
+
+
+def _slot_phrases(query: Query) -> dict[str, set[str]]:
+    """Recognized slot values by kind, as token phrases (type values are catalog type names)."""
+    phrases: dict[str, set[str]] = {}
+    for slot in query.slots:
+        phrases.setdefault(slot.kind, set()).add(slot.value if slot.kind == "type" else _phrase(slot.value))
+    return phrases
+
+
+def _slot_matches(out: np.ndarray, entity: EntityFacts, slots: Mapping[str, set[str]]) -> None:
+    artists = slots.get("artist", ())
+    names = {_phrase(entity.artist)} | ({_phrase(entity.title)} if entity.type == "artist" else set())
+    out[0] = 1.0 if artists and not names.isdisjoint(artists) else 0.0
+    titles = slots.get("title", ())
+    out[1] = 1.0 if titles and not {_phrase(entity.title), _phrase(entity.album)}.isdisjoint(titles) else 0.0
+    genres = slots.get("genre", ())
+    out[2] = 1.0 if genres and any(_phrase(genre) in genres for genre in entity.genres) else 0.0
+    moods = slots.get("mood", ())
+    out[3] = 1.0 if moods and any(_phrase(mood) in moods for mood in entity.moods) else 0.0
+    out[4] = 1.0 if entity.type in slots.get("type", ()) else 0.0
 
 
 def rrf_from_features(matrix: np.ndarray, strategies: Sequence[str], k: float = 60.0) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from contracts import Candidate, ConfigError, EntityFacts, Hit, Query
+from contracts import Candidate, ConfigError, EntityFacts, Hit, Query, Slot
 from ranker import FEATURE_NAMES, FusionRanker, Ranker, build_features, feature_names, rrf_from_features
 
 STRATEGIES = ("lexical", "dense", "memory")
@@ -65,3 +65,27 @@ def test_strategies_must_be_unique_and_non_empty():
     for bad in ((), ("lexical", "lexical")):
         with pytest.raises(ConfigError, match="LTRR_STRATEGIES"):
             build_features(QUERY, CANDIDATES, FACTS, bad)
+
+
+def test_slot_features_say_which_recognized_slots_a_candidate_matches():
+    query = Query(
+        text="beatles rock song jude calm",
+        normalized="beatles rock song jude calm",
+        slots=(Slot("artist", "The Beatles", "beatles"), Slot("genre", "Rock", "rock"),
+               Slot("type", "track", "song"), Slot("title", "Jude's Mix", "jude s mix"), Slot("mood", "calm", "calm")),
+    )
+    rows = build_features(query, CANDIDATES, FACTS, STRATEGIES)
+    names = feature_names(STRATEGIES)
+    slot_columns = [names.index(f"slot:{kind}_match") for kind in ("artist", "title", "genre", "mood", "type")]
+    assert rows[0, slot_columns].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]  # Beatles rock track
+    assert rows[1, slot_columns].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]  # "Jude's mix" playlist, calm
+    assert rows[2, slot_columns].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]  # the artist Jude
+    assert rows[3, slot_columns].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]  # no facts
+    no_slots = build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)
+    assert not no_slots[:, slot_columns].any()
+
+
+def test_an_artist_entity_matches_its_own_artist_slot():
+    query = Query(text="jude", normalized="jude", slots=(Slot("artist", "Jude", "jude"),))
+    row = dict(zip(feature_names(STRATEGIES), build_features(query, CANDIDATES, FACTS, STRATEGIES)[2]))
+    assert row["slot:artist_match"] == 1.0
