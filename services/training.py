@@ -1,6 +1,6 @@
 """Ranker retraining from the rows ingest writes: the most recent engaged impressions, split by time
-into train and a later holdout slice; the new model replaces the serving one only if its holdout
-nDCG@10 is not worse (``ranker.train.train_and_gate``)."""
+into train and a later holdout slice; the new model replaces the serving one unless its holdout
+nDCG@10 is significantly worse (``ranker.train.train_and_gate``)."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from contracts import ArtifactError, Candidate, EntityFacts, Hit, Query
+from contracts import ArtifactError, BadRequest, Candidate, EntityFacts, Hit, Query
 from ranker import LambdaMartRanker, Ranker, build_features, feature_names, rrf_from_features
-from ranker.train import TrainingGroup, fit, ndcg_at_10, stack, train_and_gate
+from ranker.train import TrainingGroup, fit, ndcg_at_10, ndcg_at_10_per_group, paired_z, stack, train_and_gate
 
 STRATEGIES = ("lexical", "dense")
 
@@ -106,3 +106,20 @@ def test_load_errors_say_what_to_do(tmp_path):
     manifest_path.write_text("{")
     with pytest.raises(ArtifactError, match="manifest"):
         LambdaMartRanker.load(result.directory)
+
+
+def test_paired_z_rejects_only_a_consistent_loss():
+    current = np.array([1.0, 0.5, 0.8, 0.6])
+    assert paired_z(current, current) == 0.0
+    assert paired_z(current - 0.1, current) == -math.inf
+    assert -2.0 < paired_z(np.array([0.9, 0.6, 0.7, 0.6]), current) < 0.0
+    with pytest.raises(BadRequest, match="current"):
+        paired_z(current, current[:3])
+
+
+def test_ndcg_per_group_skips_groups_without_positives():
+    scores = np.array([0.9, 0.1, 0.5, 0.4, 0.2])
+    labels = np.array([0, 1, 0, 0, 0])
+    per_group = ndcg_at_10_per_group(scores, labels, np.array([2, 3]))
+    assert per_group.shape == (1,) and per_group[0] == pytest.approx(1 / math.log2(3))
+    assert ndcg_at_10_per_group(scores[:2], np.array([0, 0]), np.array([2])).shape == (0,)
