@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_FORMAT = 1
 MODEL_FILE = "model.vw"
 MANIFEST_FILE = "manifest.json"
-DEFAULT_ARGS = "--cb_explore_adf --cb_type mtr -q CA --power_t 0 --quiet"
+DEFAULT_ARGS = "--cb_explore_adf --bag 5 --cb_type mtr -q CA --power_t 0 --quiet"
 
 
 def _sample(distribution: np.ndarray, rng: np.random.Generator) -> int:

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     retriever_timeout_ms: float = Field(250.0, gt=0.0)
     bandit_epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_vw_args: str = Field(
-        "--cb_explore_adf --cb_type mtr -q CA --power_t 0 --quiet", description="Vowpal Wabbit options (without --epsilon and the seed)."
+        "--cb_explore_adf --bag 5 --cb_type mtr -q CA --power_t 0 --quiet", description="Vowpal Wabbit options (without --epsilon and the seed)."
     )
     seed: int = 0
     policy: str = Field("vw", description="Plan policy: vw, uniform, or fixed:<plan name>.")
