@@ -34,6 +34,7 @@ test: install system-deps
 
 bench: install
 	$(PY) benchmarks/bench_service.py --out results/bench_service.json
+	$(PY) benchmarks/bench_latency.py --size 100000 --queries 1000 --out results/bench_latency.json
 
 clean:
 	rm -rf data results
