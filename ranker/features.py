@@ -31,6 +31,7 @@ from contracts import Candidate, ConfigError, EntityFacts, Query
 
 STRATEGY_FEATURES = ("found", "score", "inverse_rank")
 ENTITY_TYPES = ("track", "artist", "album", "playlist", "podcast", "document")
+SLOT_FEATURE_KINDS = ("artist", "title", "genre", "mood", "type")
 SHARED_FEATURES = (
     "n_strategies_found",
     "popularity",
@@ -40,7 +41,7 @@ SHARED_FEATURES = (
     "artist_token_overlap",
     "tags_token_overlap",
     "query_token_count",
-    *(f"slot:{kind}_match" for kind in ("artist", "title", "genre", "mood", "type")),
+    *(f"slot:{kind}_match" for kind in SLOT_FEATURE_KINDS),
 )
 DEFAULT_STRATEGIES = ("lexical", "dense", "memory", "explore")
 
@@ -91,7 +92,7 @@ def build_features(
     shared = len(names) * len(STRATEGY_FEATURES)
     type_offset = shared + 2
     text_offset = type_offset + len(ENTITY_TYPES)
-    slot_offset = text_offset + 5
+    slot_offset = SHARED_FEATURES.index("slot:artist_match") + shared
     slots = _slot_phrases(query)
     for row, candidate in enumerate(candidates):
         found = 0
@@ -119,7 +120,7 @@ def build_features(
         tag_tokens = {token for tag in entity.genres + entity.moods for token in _tokens(tag)}
         matrix[row, text_offset + 3] = _overlap(query_tokens, tag_tokens)
         if slots:
-            _slot_matches(matrix[row, slot_offset:slot_offset + 5], entity, slots)
+            _slot_matches(matrix[row, slot_offset:slot_offset + len(SLOT_FEATURE_KINDS)], entity, slots)
     return matrix
 
 

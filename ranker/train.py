@@ -95,8 +95,11 @@ def fit(features: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, seed:
 def ndcg_at_10(scores: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray) -> float:
     """Mean nDCG@10 over the groups that have at least one positive label, computed by ranx
     (linear gain, Järvelin and Kekäläinen 2002). Returns NaN when no group has a positive label."""
-    per_group = ndcg_at_10_per_group(scores, labels, group_sizes)
-    return float(np.mean(per_group)) if len(per_group) else float("nan")
+    return _mean_or_nan(ndcg_at_10_per_group(scores, labels, group_sizes))
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def ndcg_at_10_per_group(scores: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray) -> np.ndarray:
@@ -182,8 +185,7 @@ def train_and_gate(
     )
     new_per_group = ndcg_at_10_per_group(new_scores, y_holdout, sizes_holdout)
     current_per_group = ndcg_at_10_per_group(current_scores, y_holdout, sizes_holdout)
-    new_ndcg = float(np.mean(new_per_group)) if len(new_per_group) else float("nan")
-    current_ndcg = float(np.mean(current_per_group)) if len(current_per_group) else float("nan")
+    new_ndcg, current_ndcg = _mean_or_nan(new_per_group), _mean_or_nan(current_per_group)
     common = dict(version=version, new_ndcg=new_ndcg, current_ndcg=current_ndcg, n_train=len(sizes_train), n_holdout=len(sizes_holdout))
     if np.isnan(new_ndcg):
         logger.warning("ranker gate: holdout has no positive labels, model %s not promoted", version)

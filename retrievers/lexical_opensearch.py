@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from catalog.schema import Entity
-from contracts import ConfigError, Hit, Query, Slot
+from contracts import Hit, Query, Slot
 from retrievers.lexical_tantivy import (
     FUZZY_FIELDS,
     FUZZY_MIN_CHARS,
@@ -53,6 +53,7 @@ from retrievers.lexical_tantivy import (
     TEXT_FIELDS,
 )
 from retrievers.lexical_tantivy import _check_boosts as check_boosts
+from retrievers.lexical_tantivy import check_popularity_prior
 from retrievers.opensearch import OpenSearchIndex, client_for
 from retrievers.text import normalize_query
 
@@ -181,9 +182,7 @@ class OpenSearchLexicalRetriever:
                  boosts: Mapping[str, float] | None = None, timeout: float = 10.0,
                  shards: int = 1, replicas: int = 0, popularity_prior: float = 0.0) -> None:
         self.boosts = check_boosts(boosts)
-        if isinstance(popularity_prior, bool) or not isinstance(popularity_prior, (int, float)) or popularity_prior < 0:
-            raise ConfigError(f"popularity_prior: expected a number >= 0 (0 switches the prior off), got {popularity_prior!r}")
-        self.popularity_prior = float(popularity_prior)
+        self.popularity_prior = check_popularity_prior(popularity_prior)
         self.shards = shards
         self.replicas = replicas
         self._index = OpenSearchIndex(client_for(client_or_url, timeout), index)

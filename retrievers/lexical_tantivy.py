@@ -97,6 +97,12 @@ def _check_boosts(boosts: Mapping[str, float] | None) -> dict[str, float]:
     return merged
 
 
+def check_popularity_prior(popularity_prior: float) -> float:
+    if isinstance(popularity_prior, bool) or not isinstance(popularity_prior, (int, float)) or popularity_prior < 0:
+        raise ConfigError(f"popularity_prior: expected a number >= 0 (0 switches the prior off), got {popularity_prior!r}")
+    return float(popularity_prior)
+
+
 def boosts_for(entities: Sequence[Entity]) -> dict[str, float]:
     """Field boosts for a catalog: ``DOCUMENT_BOOSTS`` when every entity is a document, else ``DEFAULT_BOOSTS``."""
     if entities and all(entity.type == "document" for entity in entities):
@@ -116,9 +122,7 @@ class TantivyLexicalRetriever:
     def __init__(self, index_dir: Path | str, boosts: Mapping[str, float] | None = None,
                  heap_size: int = 64_000_000, popularity_prior: float = 0.0) -> None:
         tantivy = _tantivy()
-        if isinstance(popularity_prior, bool) or not isinstance(popularity_prior, (int, float)) or popularity_prior < 0:
-            raise ConfigError(f"popularity_prior: expected a number >= 0 (0 switches the prior off), got {popularity_prior!r}")
-        self.popularity_prior = float(popularity_prior)
+        self.popularity_prior = check_popularity_prior(popularity_prior)
         self.index_dir = Path(index_dir)
         self.boosts = _check_boosts(boosts)
         self._boosts_given = boosts is not None
