@@ -1,8 +1,11 @@
 """BM25 over the catalog's text fields in OpenSearch: the scale-out twin of ``lexical_tantivy``.
 
-Same fields, same boosts (``DEFAULT_BOOSTS``), same phrase rule, same query understanding, same
-popularity prior, same normalization. One difference: fuzzy clauses go on every long enough term (one
-request cannot ask for a term's document frequency first, as tantivy does to fuzz only unseen terms). Text is
+Same fields, same boosts (``DEFAULT_BOOSTS``), same query understanding, same popularity prior, same
+normalization. Differences, each because one request cannot ask for document frequencies first (and
+OpenSearch prunes with block-max WAND, so common terms cost it little): fuzzy clauses go on every long
+enough term (tantivy fuzzes only terms the index has never seen), common terms stay in the query
+(tantivy leaves out terms in more than a quarter of the documents), and a phrase clause on the title
+takes the place of tantivy's exact-whole-title term. Text is
 indexed as ``normalize_query`` output and analyzed with ``ltrr_en`` (standard tokenizer, drop tokens of
 40+ characters, lowercase, Snowball English (``porter2``) stemmer), the chain of tantivy's ``en_stem``.
 ``title`` and ``artist`` carry a ``.raw`` keyword subfield holding the whole normalized string.
@@ -23,9 +26,7 @@ digits and spaces, and goes into ``match`` clauses. ``query_body`` builds::
                 mood slot   -> match moods (all words of the slot value),  boost = boosts["moods"] * SLOT_WEIGHT
                 type slot   -> term  type = catalog type,                boost = TYPE_SLOT_BOOST
               popularity prior (popularity_prior > 0): range popularity >= t for each t in
-                PRIOR_THRESHOLDS,
-    SLOT_WEIGHT,
-    TYPE_SLOT_BOOST, boost = popularity_prior / PRIOR_STEPS
+                PRIOR_THRESHOLDS, boost = popularity_prior / PRIOR_STEPS
 
 Scores are OpenSearch's BM25 sums, so they are not comparable with tantivy's numbers, only the ranking
 logic is the same. Writes refresh before returning (``refresh="wait_for"``), so ``upsert``/``delete``

@@ -2,27 +2,45 @@
 
 Fields are indexed from ``normalize_query``-normalized text with tantivy's ``en_stem`` analyzer. The query
 is never handed to tantivy's query parser: it is normalized (which removes every syntax character),
-analyzed with the same analyzer, and assembled as a boolean OR of boosted term queries per field
-(tantivy's multi-field BM25, as its query parser would build it), plus
+analyzed with the same analyzer, and assembled as one boolean OR of boosted term queries:
 
+* each query term in each field that holds it, at the field's boost (tantivy's multi-field BM25, as its
+  query parser would build it), except common ones: a (term, field) found in more than
+  ``COMMON_TERM_SHARE`` of the documents ("the", "song" in descriptions) is left out when the query has
+  a rarer term, as Lucene's common-terms query does. Such a term's idf is below ln 4, and its long
+  posting list was most of the search time;
+* the whole query as one term on ``title_raw``, adding ``PHRASE_WEIGHT`` times the title boost to an
+  entity whose whole title is the query, so an exact title outranks scattered term matches;
+* query understanding: a recognized artist or title slot is a term on ``artist_raw`` / ``title_raw`` (the
+  whole normalized field as one term) whose boost is the field's boost divided by the term's BM25 idf,
+  so every entity whose whole artist / title equals the slot's catalog spelling gains exactly the
+  field's boost (a misspelled artist the gazetteer corrected ranks that artist's entities first); a type
+  word ("playlist") adds ``TYPE_SLOT_BOOST`` to entities of that type the same way, unless more than
+  ``COMMON_TERM_SHARE`` of the entities have that type (it would say little and touch most of the
+  index); a genre or mood slot
+  is a term on ``genres_raw`` / ``moods_raw`` (one term per tag) worth about the tag field's boost (BM25's
+  length normalization gives a little more to an entity with fewer tags than average, a little less to
+  one with more);
 * fuzzy clauses (one edit, terms of at least ``FUZZY_MIN_CHARS`` characters) on title and artist at
-  ``FUZZY_WEIGHT`` of the field boost, only for a term that field has never seen (a correctly spelled
-  term gains nothing from its neighbours, and on document collections they cost nDCG), so "tayler swif"
-  still finds Taylor Swift (fuzzy matches score a constant per clause in tantivy, so they rank below
-  real BM25 matches of the same field);
-* a title phrase clause for multi-word queries, so an exact title outranks scattered term matches.
+  ``FUZZY_WEIGHT`` of the field boost, only for a term no field of the index has seen, a typo candidate
+  (a correctly spelled term gains nothing from its neighbours, on document collections they cost nDCG,
+  and they are slow), so "tayler swif" still finds Taylor Swift (fuzzy matches score a constant per
+  clause in tantivy, so they rank below real BM25 matches of the same field).
 
-Those clauses decide which documents match. Two kinds of constant-score clauses are added on top (they
-never bring in a document the text did not match):
+These are all OR clauses, so a slot term also matches entities the text did not (every one of them
+equals part of the query, except a rare type's entities, which then follow the text matches).
 
-* query understanding: a recognized artist or title slot adds the field's boost to the entities whose
-  whole normalized artist / title equals the slot's catalog spelling (so a misspelled artist the gazetteer corrected
-  ranks that artist's entities first), genre and mood slots boost entities with that tag, a type word
-  ("playlist") boosts entities of that type;
-* an optional popularity prior (``popularity_prior`` > 0): ``PRIOR_STEPS`` range clauses on the
-  popularity fast field at log-spaced thresholds from 0.001 to 1, each worth ``popularity_prior /
-  PRIOR_STEPS``, so an entity gains about ``popularity_prior * (log10(popularity) + 3) / 3`` and the
-  more popular of two equal-text entities ranks first.
+Every matching document is scored (the Python binding collects with a ``MultiCollector``, so tantivy's
+block-max WAND pruning never runs), so search time follows the posting lists the clauses touch: term
+queries on rare terms and one-term raw fields are cheap, a phrase query (positions) or a fuzzy query (an
+automaton over the term dictionary) is not. At 100,000 entities a plain query takes under 1 ms
+(``benchmarks/bench_latency.py``).
+
+An optional popularity prior (``popularity_prior`` > 0) adds ``PRIOR_STEPS`` constant-score range clauses
+on the popularity fast field at log-spaced thresholds from 0.001 to 1, each worth ``popularity_prior /
+PRIOR_STEPS``, so an entity gains about ``popularity_prior * (log10(popularity) + 3) / 3`` and the more
+popular of two equal-text entities ranks first. The prior only adds to documents the text matched (the
+text OR is then a required clause).
 
 One ``IndexWriter`` is opened lazily on the first write and kept; every write commits and reloads the
 reader, so changes are searchable when ``upsert``/``delete`` return.
@@ -32,6 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -42,7 +61,7 @@ from retrievers.text import normalize_query
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 TEXT_FIELDS = ("title", "artist", "album", "genres", "moods", "description")
 DEFAULT_BOOSTS: Mapping[str, float] = {
@@ -55,13 +74,14 @@ FUZZY_FIELDS = ("title", "artist")
 FUZZY_WEIGHT = 0.3
 FUZZY_MIN_CHARS = 4
 PHRASE_WEIGHT = 1.0
-RAW_FIELDS = ("title", "artist")  # also indexed whole, as one term, in ``<field>_raw``
+RAW_FIELDS = ("title", "artist", "genres", "moods")  # also indexed whole, one term per value, in ``<field>_raw``
 SLOT_WEIGHT = 1.0
 TYPE_SLOT_BOOST = 0.5
 _SLOT_TAG_FIELD = {"genre": "genres", "mood": "moods"}
 PRIOR_STEPS = 8
 PRIOR_THRESHOLDS = tuple(10 ** (-3 + 3 * step / PRIOR_STEPS) for step in range(1, PRIOR_STEPS + 1))
 MAX_QUERY_TERMS = 32
+COMMON_TERM_SHARE = 0.25
 _COMMIT_EVERY = 50_000
 
 
@@ -172,6 +192,8 @@ class TantivyLexicalRetriever:
     def _document(self, entity: Entity) -> Any:
         tantivy = _tantivy()
         title, artist = normalize_query(entity.title), normalize_query(entity.artist)
+        genres = [normalize_query(g) for g in entity.genres] or [""]
+        moods = [normalize_query(m) for m in entity.moods] or [""]
         return tantivy.Document(
             id=entity.id,
             type=entity.type,
@@ -180,8 +202,10 @@ class TantivyLexicalRetriever:
             artist=artist,
             artist_raw=artist,
             album=normalize_query(entity.album),
-            genres=[normalize_query(g) for g in entity.genres] or [""],
-            moods=[normalize_query(m) for m in entity.moods] or [""],
+            genres=genres,
+            genres_raw=genres,
+            moods=moods,
+            moods_raw=moods,
             description=normalize_query(entity.description),
             popularity=float(entity.popularity),
         )
@@ -261,57 +285,64 @@ class TantivyLexicalRetriever:
         return self._analyzer.analyze(normalized)[: MAX_QUERY_TERMS * 2]
 
     def _query(self, normalized: str, slots: Sequence[Slot], searcher: Any) -> Any:
-        recall = self._recall_query(normalized, searcher)
-        if recall is None:
+        tantivy = _tantivy()
+        clauses = self._text_clauses(normalized, searcher)
+        if not clauses:
             return None
-        tantivy = _tantivy()
-        score_only = self._slot_clauses(slots) + self._prior_clauses()
-        if not score_only:
-            return recall
+        clauses += self._slot_clauses(slots, searcher)
         should = tantivy.Occur.Should
-        return tantivy.Query.boolean_query([(tantivy.Occur.Must, recall), *((should, clause) for clause in score_only)])
+        text = tantivy.Query.boolean_query([(should, clause) for clause in clauses])
+        prior = self._prior_clauses()
+        if not prior:
+            return text
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, text), *((should, clause) for clause in prior)])
 
-    def _recall_query(self, normalized: str, searcher: Any) -> Any:
-        tantivy = _tantivy()
-        Q, should = tantivy.Query, tantivy.Occur.Should
+    def _text_clauses(self, normalized: str, searcher: Any) -> list[Any]:
+        Q = _tantivy().Query
         analyzed = self._terms(normalized)
         unique_terms = list(dict.fromkeys(analyzed))[:MAX_QUERY_TERMS]
-        clauses = []
+        common_above = COMMON_TERM_SHARE * searcher.num_docs
+        found = [(term, field, searcher.doc_freq(field, term)) for term in unique_terms for field, boost in self.boosts.items() if boost > 0]
+        found = [(term, field, doc_freq) for term, field, doc_freq in found if doc_freq > 0]
+        rare = [(term, field) for term, field, doc_freq in found if doc_freq <= common_above]
+        kept = rare or [(term, field) for term, field, _ in found]
+        clauses = [Q.boost_query(Q.term_query(self._schema, field, term), self.boosts[field]) for term, field in kept]
+        seen = {term for term, _, _ in found}
         for term in unique_terms:
-            for field, boost in self.boosts.items():
-                if boost > 0:
-                    clauses.append((should, Q.boost_query(Q.term_query(self._schema, field, term), boost)))
-            if len(term) < FUZZY_MIN_CHARS:
+            if len(term) < FUZZY_MIN_CHARS or term in seen:
                 continue
             for field in FUZZY_FIELDS:
-                if self.boosts[field] > 0 and searcher.doc_freq(field, term) == 0:
+                if self.boosts[field] > 0:
                     fuzzy = Q.fuzzy_term_query(self._schema, field, term, distance=1, transposition_cost_one=True)
-                    clauses.append((should, Q.boost_query(fuzzy, self.boosts[field] * FUZZY_WEIGHT)))
-        if 2 <= len(analyzed) <= MAX_QUERY_TERMS and self.boosts["title"] > 0:
-            phrase = Q.phrase_query(self._schema, "title", analyzed)
-            clauses.append((should, Q.boost_query(phrase, self.boosts["title"] * PHRASE_WEIGHT)))
-        return Q.boolean_query(clauses) if clauses else None
+                    clauses.append(Q.boost_query(fuzzy, self.boosts[field] * FUZZY_WEIGHT))
+        if clauses:
+            exact_title = self._exactly(searcher, "title_raw", normalized, self.boosts["title"] * PHRASE_WEIGHT)
+            if exact_title is not None:
+                clauses.append(exact_title)
+        return clauses
 
-    def _slot_clauses(self, slots: Sequence[Slot]) -> list[Any]:
-        tantivy = _tantivy()
-        Q = tantivy.Query
+    def _exactly(self, searcher: Any, field: str, value: str, worth: float) -> Any | None:
+        """A term query on a one-term-per-document field that adds ``worth`` to each match: BM25 gives such
+        a term ``idf`` (term frequency 1 in a one-term field), so the boost is ``worth / idf``."""
+        doc_freq = searcher.doc_freq(field, value)
+        if doc_freq == 0 or worth <= 0:
+            return None
+        idf = math.log(1.0 + (searcher.num_docs - doc_freq + 0.5) / (doc_freq + 0.5))
+        Q = _tantivy().Query
+        return Q.boost_query(Q.term_query(self._schema, field, value), worth / idf)
+
+    def _slot_clauses(self, slots: Sequence[Slot], searcher: Any) -> list[Any]:
         clauses = []
         for slot in slots:
             if slot.kind == "type":
-                clauses.append(Q.const_score_query(Q.term_query(self._schema, "type", slot.value), TYPE_SLOT_BOOST))
+                if searcher.doc_freq("type", slot.value) <= COMMON_TERM_SHARE * searcher.num_docs:
+                    clauses.append(self._exactly(searcher, "type", slot.value, TYPE_SLOT_BOOST))
                 continue
+            field = _SLOT_TAG_FIELD.get(slot.kind, slot.kind)
             value = normalize_query(slot.value)
-            if not value:
-                continue
-            if slot.kind in RAW_FIELDS and self.boosts[slot.kind] > 0:
-                exact = Q.term_query(self._schema, f"{slot.kind}_raw", value)
-                clauses.append(Q.const_score_query(exact, self.boosts[slot.kind] * SLOT_WEIGHT))
-            elif slot.kind in _SLOT_TAG_FIELD and self.boosts[_SLOT_TAG_FIELD[slot.kind]] > 0:
-                field = _SLOT_TAG_FIELD[slot.kind]
-                words = [(tantivy.Occur.Must, Q.term_query(self._schema, field, term)) for term in dict.fromkeys(self._terms(value))]
-                if words:
-                    clauses.append(Q.const_score_query(Q.boolean_query(words), self.boosts[field] * SLOT_WEIGHT))
-        return clauses
+            if value and field in RAW_FIELDS:
+                clauses.append(self._exactly(searcher, f"{field}_raw", value, self.boosts[field] * SLOT_WEIGHT))
+        return [clause for clause in clauses if clause is not None]
 
     def _prior_clauses(self) -> list[Any]:
         if self.popularity_prior <= 0:
