@@ -42,7 +42,13 @@ class VWPolicy:
     """``Policy`` backed by a VW workspace.
 
     ``args`` are VW options without ``--epsilon`` (given separately) or ``--random_seed`` (``seed``);
-    ``plans`` optionally records the plan space in the manifest. ``version`` is ``vw-<updates>`` while
+    ``plans`` optionally records the plan space in the manifest.
+
+    ``explore_halflife`` > 0 adds warm-up exploration on top of VW's epsilon: the distribution is mixed
+    with the uniform one at weight ``0.5 ** (updates / explore_halflife)``, so a new policy chooses
+    uniformly and settles into VW's own distribution as it learns. A plan whose worth shows only later (a
+    large plan whose clicks fill the memory index for the next time the query comes) gets tried while
+    that is cheap. The logged probability is the mixed one. ``version`` is ``vw-<updates>`` while
     learning and ``vw-<updates>-<sha256 of model.vw>[:8]`` once saved or loaded.
     """
 
@@ -52,8 +58,11 @@ class VWPolicy:
         epsilon: float = 0.05,
         args: str = DEFAULT_ARGS,
         plans: Sequence[Plan] = (),
+        explore_halflife: int = 0,
         _model_file: Path | None = None,
     ) -> None:
+        if isinstance(explore_halflife, bool) or not isinstance(explore_halflife, int) or explore_halflife < 0:
+            raise ConfigError(f"LTRR_BANDIT_EXPLORE_HALFLIFE: expected a whole number of updates >= 0 (0: no warm-up), got {explore_halflife!r}")
         if not 0 <= epsilon <= 1:
             raise ConfigError(f"LTRR_BANDIT_EPSILON: expected a probability in [0, 1], got {epsilon!r}")
         if "--epsilon" in args or "--random_seed" in args:
@@ -62,6 +71,7 @@ class VWPolicy:
         self.epsilon = epsilon
         self.args = args
         self.plans = tuple(plans)
+        self.explore_halflife = explore_halflife
         self.n_updates = 0
         self._rng = np.random.default_rng(seed)
         command = f"{args} --epsilon {epsilon!r} --random_seed {seed}"
@@ -82,7 +92,11 @@ class VWPolicy:
         pmf = np.asarray(self._workspace.predict(encode(context, plans)), dtype=np.float64)
         if pmf.shape != (len(plans),) or not np.all(np.isfinite(pmf)) or pmf.sum() <= 0:
             raise ArtifactError(f"the VW model ({self.version}) returned an invalid distribution {pmf!r}; retrain it")
-        return pmf / pmf.sum()
+        pmf = pmf / pmf.sum()
+        if self.explore_halflife:
+            uniform_share = 0.5 ** (self.n_updates / self.explore_halflife)
+            pmf = (1.0 - uniform_share) * pmf + uniform_share / len(pmf)
+        return pmf
 
     def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
         plans = tuple(plans)
@@ -116,6 +130,7 @@ class VWPolicy:
             "model_sha256": digest,
             "vw_args": self.args,
             "epsilon": self.epsilon,
+            "explore_halflife": self.explore_halflife,
             "seed": self.seed,
             "n_updates": self.n_updates,
             "plans": [plan.name for plan in self.plans],
@@ -140,6 +155,7 @@ class VWPolicy:
             manifest = json.loads(manifest_path.read_text())
             version, digest = manifest["version"], manifest["model_sha256"]
             args, epsilon, n_updates = manifest["vw_args"], float(manifest["epsilon"]), int(manifest["n_updates"])
+            explore_halflife = int(manifest.get("explore_halflife", 0))
             plans = tuple(Plan.parse(name) for name in manifest["plans"])
         except (ValueError, KeyError, TypeError) as error:
             raise ArtifactError(f"bandit model: {manifest_path} is not a valid manifest ({error!r}); retrain and save again") from error
@@ -151,7 +167,7 @@ class VWPolicy:
         if saved_vw != package_version("vowpalwabbit"):
             logger.warning("bandit model %s was saved with vowpalwabbit %s, running %s", version, saved_vw, package_version("vowpalwabbit"))
         try:
-            policy = cls(seed, epsilon=epsilon, args=args, plans=plans, _model_file=model_path)
+            policy = cls(seed, epsilon=epsilon, args=args, plans=plans, explore_halflife=explore_halflife, _model_file=model_path)
         except ConfigError as error:
             raise ArtifactError(f"bandit model: Vowpal Wabbit cannot read {model_path} ({error}); retrain and save again") from error
         policy.n_updates = n_updates

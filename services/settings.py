@@ -11,6 +11,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from bandit.vw_policy import DEFAULT_ARGS as DEFAULT_VW_ARGS
+
 
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
@@ -53,8 +55,11 @@ class Settings(BaseSettings):
     encoder_threads: int = Field(1, ge=1, description="Torch threads the service uses to encode queries.")
     retriever_timeout_ms: float = Field(250.0, gt=0.0)
     bandit_epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
+    bandit_explore_halflife: int = Field(
+        500, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
+    )
     bandit_vw_args: str = Field(
-        "--cb_explore_adf --bag 5 --cb_type mtr -q CA --power_t 0 --quiet", description="Vowpal Wabbit options (without --epsilon and the seed)."
+        DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed)."
     )
     seed: int = 0
     policy: str = Field("vw", description="Plan policy: vw, uniform, or fixed:<plan name>.")

@@ -69,7 +69,8 @@ def run_specs(settings: Settings, baselines: bool) -> list[RunSpec]:
 
 def _policy(spec: RunSpec, settings: Settings, seed: int, plans: tuple[Plan, ...]) -> Policy:
     if spec.policy == "vw":
-        return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans)
+        return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
+                        explore_halflife=settings.bandit_explore_halflife)
     if spec.policy == "uniform":
         return UniformPolicy(seed=seed)
     return FixedPlanPolicy(Plan.parse(spec.policy))

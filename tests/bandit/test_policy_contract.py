@@ -93,6 +93,29 @@ def test_vw_learns_the_best_plan_per_context():
     assert policy.version == "vw-2000"
 
 
+def test_vw_warm_up_starts_uniform_and_halves_every_halflife(tmp_path):
+    halflife = 200
+    warm = VWPolicy(seed=11, epsilon=0.05, explore_halflife=halflife)
+    plain = VWPolicy(seed=11, epsilon=0.05)
+    context = Context({"user_type=a": 1.0})
+    assert warm.distribution(context, PLANS) == pytest.approx([1 / len(PLANS)] * len(PLANS))
+    rng = np.random.default_rng(11)
+    for _ in range(2 * halflife):
+        for policy in (warm, plain):
+            decision = policy.choose(context, PLANS)
+            assert decision.probability == decision.distribution[decision.index]
+            policy.learn(context, decision, _simulated_reward("a", decision.plan, rng))
+    # After two half-lives a quarter of the mass is still uniform: every plan keeps at least 1/4 of 1/K.
+    assert min(warm.distribution(context, PLANS)) >= 0.25 / len(PLANS) - 1e-9
+    assert min(plain.distribution(context, PLANS)) < 0.25 / len(PLANS)
+    warm.save(tmp_path / "warm")
+    loaded = VWPolicy.load(tmp_path / "warm", seed=11)
+    assert loaded.explore_halflife == halflife
+    assert loaded.distribution(context, PLANS) == pytest.approx(warm.distribution(context, PLANS))
+    with pytest.raises(ConfigError, match="LTRR_BANDIT_EXPLORE_HALFLIFE"):
+        VWPolicy(seed=0, explore_halflife=-1)
+
+
 def test_vw_save_load_round_trip(tmp_path):
     policy = VWPolicy(seed=5, plans=PLANS)
     rng = np.random.default_rng(5)
