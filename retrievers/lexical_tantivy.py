@@ -6,18 +6,17 @@ analyzed with the same analyzer, and assembled as one boolean OR of boosted term
 
 * each query term in each field that holds it, at the field's boost (tantivy's multi-field BM25, as its
   query parser would build it), except common ones: a (term, field) found in more than
-  ``COMMON_TERM_SHARE`` of the documents ("the", "song" in descriptions) is left out when the query has
-  a rarer term, as Lucene's common-terms query does. Such a term's idf is below ln 4, and its long
-  posting list was most of the search time;
+  ``COMMON_TERM_SHARE`` of the documents and more than ``COMMON_TERM_MIN_DOCS`` of them ("the", "song"
+  in descriptions) is left out when the query has a rarer term. Such a term's idf is below ln 4, and its
+  long posting list was most of the search time;
 * the whole query as one term on ``title_raw``, adding ``PHRASE_WEIGHT`` times the title boost to an
   entity whose whole title is the query, so an exact title outranks scattered term matches;
 * query understanding: a recognized artist or title slot is a term on ``artist_raw`` / ``title_raw`` (the
   whole normalized field as one term) whose boost is the field's boost divided by the term's BM25 idf,
   so every entity whose whole artist / title equals the slot's catalog spelling gains exactly the
   field's boost (a misspelled artist the gazetteer corrected ranks that artist's entities first); a type
-  word ("playlist") adds ``TYPE_SLOT_BOOST`` to entities of that type the same way, unless more than
-  ``COMMON_TERM_SHARE`` of the entities have that type (it would say little and touch most of the
-  index); a genre or mood slot
+  word ("playlist") adds ``TYPE_SLOT_BOOST`` to entities of that type the same way, unless the type is
+  common by the same rule (it would say little and touch most of the index); a genre or mood slot
   is a term on ``genres_raw`` / ``moods_raw`` (one term per tag) worth about the tag field's boost (BM25's
   length normalization gives a little more to an entity with fewer tags than average, a little less to
   one with more);
@@ -82,6 +81,7 @@ PRIOR_STEPS = 8
 PRIOR_THRESHOLDS = tuple(10 ** (-3 + 3 * step / PRIOR_STEPS) for step in range(1, PRIOR_STEPS + 1))
 MAX_QUERY_TERMS = 32
 COMMON_TERM_SHARE = 0.25
+COMMON_TERM_MIN_DOCS = 1000  # shorter posting lists cost microseconds; on small collections every term counts
 _COMMIT_EVERY = 50_000
 
 
@@ -301,7 +301,7 @@ class TantivyLexicalRetriever:
         Q = _tantivy().Query
         analyzed = self._terms(normalized)
         unique_terms = list(dict.fromkeys(analyzed))[:MAX_QUERY_TERMS]
-        common_above = COMMON_TERM_SHARE * searcher.num_docs
+        common_above = max(COMMON_TERM_SHARE * searcher.num_docs, COMMON_TERM_MIN_DOCS)
         found = [(term, field, searcher.doc_freq(field, term)) for term in unique_terms for field, boost in self.boosts.items() if boost > 0]
         found = [(term, field, doc_freq) for term, field, doc_freq in found if doc_freq > 0]
         rare = [(term, field) for term, field, doc_freq in found if doc_freq <= common_above]
@@ -335,7 +335,7 @@ class TantivyLexicalRetriever:
         clauses = []
         for slot in slots:
             if slot.kind == "type":
-                if searcher.doc_freq("type", slot.value) <= COMMON_TERM_SHARE * searcher.num_docs:
+                if searcher.doc_freq("type", slot.value) <= max(COMMON_TERM_SHARE * searcher.num_docs, COMMON_TERM_MIN_DOCS):
                     clauses.append(self._exactly(searcher, "type", slot.value, TYPE_SLOT_BOOST))
                 continue
             field = _SLOT_TAG_FIELD.get(slot.kind, slot.kind)

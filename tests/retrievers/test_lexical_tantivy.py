@@ -11,7 +11,7 @@ from catalog.schema import Entity
 from contracts import ArtifactError, ConfigError, Query, Slot
 from retrievers import build_query
 from retrievers.understanding import Gazetteer
-from retrievers.lexical_tantivy import TantivyLexicalRetriever
+from retrievers.lexical_tantivy import COMMON_TERM_MIN_DOCS, TantivyLexicalRetriever
 
 
 @pytest.fixture
@@ -155,12 +155,22 @@ def test_fuzzy_clauses_only_for_terms_the_index_has_never_seen(tmp_path):
 
 
 def test_common_terms_are_left_out_when_the_query_has_a_rarer_one(tmp_path):
-    entities = [Entity(f"x-{i}", "track", f"The Song {i}") for i in range(8)] + [Entity("x-lone", "track", "Lone Star")]
+    common = COMMON_TERM_MIN_DOCS + 1
+    entities = [Entity(f"x-{i}", "track", f"The Song {i}") for i in range(common)] + [Entity("x-lone", "track", "Lone Star")]
     retriever = _built(tmp_path, "common", entities)
-    # "the" and "song" are in 8 of 9 titles: with the rare "lone" they add nothing, so only x-lone matches.
+    # "the" and "song" are in all titles but one: with the rare "lone" they are left out, so only x-lone matches.
     assert top_ids(retriever, "the lone song", k=10) == ["x-lone"]
     # A query of common terms only still searches with them.
-    assert len(top_ids(retriever, "the song", k=10)) == 8
+    assert len(top_ids(retriever, "the song", k=common + 1)) == common
+    retriever.close()
+
+
+def test_small_collections_keep_every_term(tmp_path):
+    entities = [Entity(f"x-{i}", "track", f"The Song {i}") for i in range(8)] + [Entity("x-lone", "track", "Lone Star")]
+    retriever = _built(tmp_path, "small", entities)
+    # Under COMMON_TERM_MIN_DOCS documents a term is never "common": all nine titles match.
+    assert top_ids(retriever, "the lone song", k=10)[0] == "x-lone"
+    assert len(top_ids(retriever, "the lone song", k=10)) == 9
     retriever.close()
 
 
