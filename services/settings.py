@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     retriever_timeout_ms: float = Field(250.0, gt=0.0)
     bandit_epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_explore_halflife: int = Field(
-        500, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
+        1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
     )
     bandit_vw_args: str = Field(
         DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed)."
