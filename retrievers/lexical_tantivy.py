@@ -123,6 +123,11 @@ def check_popularity_prior(popularity_prior: float) -> float:
     return float(popularity_prior)
 
 
+def _common_above(searcher: Any) -> float:
+    """The document frequency above which a term is common (see the module docstring)."""
+    return max(COMMON_TERM_SHARE * searcher.num_docs, COMMON_TERM_MIN_DOCS)
+
+
 def boosts_for(entities: Sequence[Entity]) -> dict[str, float]:
     """Field boosts for a catalog: ``DOCUMENT_BOOSTS`` when every entity is a document, else ``DEFAULT_BOOSTS``."""
     if entities and all(entity.type == "document" for entity in entities):
@@ -301,7 +306,7 @@ class TantivyLexicalRetriever:
         Q = _tantivy().Query
         analyzed = self._terms(normalized)
         unique_terms = list(dict.fromkeys(analyzed))[:MAX_QUERY_TERMS]
-        common_above = max(COMMON_TERM_SHARE * searcher.num_docs, COMMON_TERM_MIN_DOCS)
+        common_above = _common_above(searcher)
         found = [(term, field, searcher.doc_freq(field, term)) for term in unique_terms for field, boost in self.boosts.items() if boost > 0]
         found = [(term, field, doc_freq) for term, field, doc_freq in found if doc_freq > 0]
         rare = [(term, field) for term, field, doc_freq in found if doc_freq <= common_above]
@@ -335,7 +340,7 @@ class TantivyLexicalRetriever:
         clauses = []
         for slot in slots:
             if slot.kind == "type":
-                if searcher.doc_freq("type", slot.value) <= max(COMMON_TERM_SHARE * searcher.num_docs, COMMON_TERM_MIN_DOCS):
+                if searcher.doc_freq("type", slot.value) <= _common_above(searcher):
                     clauses.append(self._exactly(searcher, "type", slot.value, TYPE_SLOT_BOOST))
                 continue
             field = _SLOT_TAG_FIELD.get(slot.kind, slot.kind)
