@@ -21,7 +21,6 @@ import numpy as np
 
 from bandit.base import Policy
 from bandit.baselines import FixedPlanPolicy, UniformPolicy
-from bandit.vw_policy import VWPolicy
 from contracts import Plan
 from memory_index.local_store import LocalMemoryStore
 from ranker.fusion import FusionRanker
@@ -39,7 +38,7 @@ from services.pipeline import Pipeline
 from services.settings import Settings
 from services.sim_users import QueryStream, simulate_user
 from services.catalog_changes import cold_start
-from services.wiring import Paths, load_catalog, plans_from, reward_config
+from services.wiring import Paths, load_catalog, new_vw_policy, plans_from, reward_config
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +68,7 @@ def run_specs(settings: Settings, baselines: bool) -> list[RunSpec]:
 
 def _policy(spec: RunSpec, settings: Settings, seed: int, plans: tuple[Plan, ...]) -> Policy:
     if spec.policy == "vw":
-        return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
-                        explore_halflife=settings.bandit_explore_halflife)
+        return new_vw_policy(settings, plans, seed=seed)
     if spec.policy == "uniform":
         return UniformPolicy(seed=seed)
     return FixedPlanPolicy(Plan.parse(spec.policy))

@@ -140,8 +140,13 @@ def make_policy(settings: Settings, models: ModelStore, plans: tuple[Plan, ...])
     directory = models.current_directory("bandit")
     if directory is not None:
         return VWPolicy.load(directory, seed=settings.seed)
-    return VWPolicy(seed=settings.seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
-                        explore_halflife=settings.bandit_explore_halflife)
+    return new_vw_policy(settings, plans, seed=settings.seed)
+
+
+def new_vw_policy(settings: Settings, plans: tuple[Plan, ...], seed: int) -> VWPolicy:
+    """An untrained VW policy with the configured epsilon, options and warm-up."""
+    return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
+                    explore_halflife=settings.bandit_explore_halflife)
 
 
 def make_ranker(settings: Settings, models: ModelStore) -> Ranker:
