@@ -216,9 +216,9 @@ def test_tag_and_type_slots_boost_matching_entities(lexical):
     assert 0.7 * 1.2 < mood_bonus < 1.3 * 1.2
 
 
-def test_title_pairs_rank_the_exact_phrase_first(tmp_path):
-    retriever = _built(tmp_path, "pairs", [Entity("x-scatter", "track", "Rain Over Blue Water"), Entity("x-phrase", "track", "Blue Rain")])
-    # Both titles hold both words; only one holds them in the query's order.
+def test_exact_title_outranks_scattered_terms(tmp_path):
+    retriever = _built(tmp_path, "exact", [Entity("x-scatter", "track", "Rain Over Blue Water"), Entity("x-phrase", "track", "Blue Rain")])
+    # Both titles hold both words; only one title is exactly the query.
     assert top_ids(retriever, "blue rain") == ["x-phrase", "x-scatter"]
     assert top_ids(retriever, "rain over") == ["x-scatter", "x-phrase"]
     retriever.close()
