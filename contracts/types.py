@@ -43,10 +43,13 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """An entity in the union, with the hit each strategy that found it produced."""
+    """An entity in the union, with the hit each strategy that found it produced, and how often it was
+    shown (``impressions``) and engaged with (``clicks``) for this query before (the memory index's counts)."""
 
     entity_id: str
     provenance: Mapping[str, Hit]
+    impressions: float = 0.0
+    clicks: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,11 @@ class MemoryStore(Protocol):
         Counts every ``record`` since the entity was last forgotten; exposure does not decay."""
         ...
 
+    def history(self, query: str, entity_ids: Sequence[str]) -> list[tuple[float, float]]:
+        """``(impressions, clicks)`` of each entity for ``query``, in the order given, as of the pair's last
+        update; ``(0.0, 0.0)`` for a pair never recorded (predicted pairs included). One round trip."""
+        ...
+
     def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
         """Cold start: store predicted (query, entity_id, prior in [0, 1)) pairs where nothing was observed yet.
         Returns how many were written."""

@@ -89,6 +89,12 @@ class LocalMemoryStore:
         with self._lock:
             return [float(self._exposure_by_entity.get(entity_id, 0)) for entity_id in entity_ids]
 
+    def history(self, query: str, entity_ids: Sequence[str]) -> list[tuple[float, float]]:
+        with self._lock:
+            pairs = self._pairs_by_query.get(query, {})
+            found = [pairs.get(entity_id) for entity_id in entity_ids]
+        return [(0.0, 0.0) if pair is None else (pair.impressions, pair.clicks) for pair in found]
+
     def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
         written = 0
         with self._lock:

@@ -182,6 +182,14 @@ class RedisMemoryStore:
             counts = self._client.hmget(self._exposure_key(), list(entity_ids))
         return [float(count or 0.0) for count in counts]
 
+    def history(self, query: str, entity_ids: Sequence[str]) -> list[tuple[float, float]]:
+        if not entity_ids:
+            return []
+        fields = [f"{kind}:{entity_id}" for entity_id in entity_ids for kind in ("i", "c")]
+        with self._unavailable_as_error():
+            counts = self._client.hmget(self._counts_key(query), fields)
+        return [(float(counts[2 * i] or 0.0), float(counts[2 * i + 1] or 0.0)) for i in range(len(entity_ids))]
+
     def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
         written = 0
         keys: list[str] = []

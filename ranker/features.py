@@ -13,6 +13,11 @@ Columns, in order (``feature_names(strategies)`` spells them):
   artist, or the candidate is that artist), ``slot:title_match`` (a title slot names its title or album),
   ``slot:genre_match`` / ``slot:mood_match`` (it carries a recognized genre / mood), ``slot:type_match``
   (its type is the one a type word asked for)
+- this query's history of the candidate, from the memory index: ``history:impressions`` and
+  ``history:clicks`` (times shown and engaged with for this normalized query, decayed like the memory
+  index), ``history:ctr`` (``clicks / (impressions + 1)``); all 0 for a candidate never shown for it.
+  They let a model learn that what was shown again and again without a click is not what people want,
+  whichever strategies found it this time.
 
 Provenance from strategies not in the list is ignored, so the width never changes under a model.
 A saved model records its strategies and feature names; loading checks them against this module.
@@ -42,6 +47,9 @@ SHARED_FEATURES = (
     "tags_token_overlap",
     "query_token_count",
     *(f"slot:{kind}_match" for kind in SLOT_FEATURE_KINDS),
+    "history:impressions",
+    "history:clicks",
+    "history:ctr",
 )
 DEFAULT_STRATEGIES = ("lexical", "dense", "memory", "explore")
 
@@ -93,6 +101,7 @@ def build_features(
     type_offset = shared + 2
     text_offset = type_offset + len(ENTITY_TYPES)
     slot_offset = SHARED_FEATURES.index("slot:artist_match") + shared
+    history_offset = SHARED_FEATURES.index("history:impressions") + shared
     slots = _slot_phrases(query)
     for row, candidate in enumerate(candidates):
         found = 0
@@ -107,6 +116,9 @@ def build_features(
             matrix[row, column + 2] = 1.0 / hit.rank if hit.rank >= 1 else 0.0
         matrix[row, shared] = found
         matrix[row, text_offset + 4] = len(query_tokens)
+        matrix[row, history_offset] = candidate.impressions
+        matrix[row, history_offset + 1] = candidate.clicks
+        matrix[row, history_offset + 2] = candidate.clicks / (candidate.impressions + 1.0)
         entity = facts.get(candidate.entity_id)
         if entity is None:
             continue

@@ -128,7 +128,7 @@ class Pipeline:
         with self._policy_lock:
             decision = self.policy.choose(context, self.plans)
         hits_by_strategy, skipped = self._retrieve(query, decision.plan)
-        candidates = union(hits_by_strategy)
+        candidates = union(hits_by_strategy, self._history(query.normalized, hits_by_strategy))
         ranker = self.ranker
         ranked = ranker.rank(query, candidates, self.facts) if candidates else []
         page = ranked[:k]
@@ -163,6 +163,10 @@ class Pipeline:
                 continue
             hits_by_strategy[name] = future.result()
         return hits_by_strategy, skipped
+
+    def _history(self, normalized: str, hits_by_strategy: Mapping[str, Sequence[Hit]]) -> dict[str, tuple[float, float]]:
+        ids = list(dict.fromkeys(hit.entity_id for hits in hits_by_strategy.values() for hit in hits))
+        return dict(zip(ids, self.memory.history(normalized, ids))) if ids else {}
 
     def _result_item(self, scored: Scored, provenance: Mapping[str, Hit]) -> ResultItem:
         facts = self.facts.get(scored.entity_id)
@@ -250,14 +254,18 @@ class Pipeline:
             apply(self.policy)
 
 
-def union(hits_by_strategy: Mapping[str, Sequence[Hit]]) -> list[Candidate]:
-    """Union of every strategy's hits, keeping each entity's per-strategy provenance.
+def union(
+    hits_by_strategy: Mapping[str, Sequence[Hit]], history: Mapping[str, tuple[float, float]] | None = None
+) -> list[Candidate]:
+    """Union of every strategy's hits, keeping each entity's per-strategy provenance and its
+    ``(impressions, clicks)`` for the query from ``history`` (0 when absent).
     Order: first appearance, strategies in name order (the ranker decides the final order)."""
     provenance: dict[str, dict[str, Hit]] = {}
     for name in sorted(hits_by_strategy):
         for hit in hits_by_strategy[name]:
             provenance.setdefault(hit.entity_id, {})[name] = hit
-    return [Candidate(entity_id, by_strategy) for entity_id, by_strategy in provenance.items()]
+    history = history or {}
+    return [Candidate(entity_id, by_strategy, *history.get(entity_id, (0.0, 0.0))) for entity_id, by_strategy in provenance.items()]
 
 
 def impression_event(

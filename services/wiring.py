@@ -152,7 +152,11 @@ def new_vw_policy(settings: Settings, plans: tuple[Plan, ...], seed: int) -> VWP
 def make_ranker(settings: Settings, models: ModelStore) -> Ranker:
     directory = models.current_directory("ranker")
     if directory is not None:
-        return LambdaMartRanker.load(directory)
+        try:
+            return LambdaMartRanker.load(directory)
+        except ArtifactError as error:
+            pointer = models.root / "ranker" / "CURRENT"
+            raise ArtifactError(f"{error}; to serve reciprocal-rank fusion until ingest trains a new model, delete {pointer}") from error
     return FusionRanker(strategies=tuple(settings.strategies))
 
 

@@ -201,6 +201,20 @@ def test_exposure_counts_impressions_over_all_queries(make_store):
     assert store.exposure(["a", "b", "z"]) == [0.0, 0.0, 0.0]
 
 
+def test_history_gives_this_querys_counts_in_the_order_asked(make_store):
+    store = make_store(half_life_s=100.0)
+    assert store.history("q", []) == []
+    store.record("q", shown=["a", "b"], clicked=["a"], timestamp=0.0)
+    store.record("q", shown=["a"], clicked=[], timestamp=100.0)
+    store.record("other", shown=["b"], clicked=["b"], timestamp=0.0)
+    store.predict([("q", "p", 0.3)])
+    # a: (1 impression, 1 click) halved by one half-life, then one more impression
+    assert store.history("q", ["never", "b", "a", "p"]) == [(0.0, 0.0), (1.0, 0.0), (1.5, 0.5), (0.0, 0.0)]
+    assert store.history("unknown query", ["a"]) == [(0.0, 0.0)]
+    store.forget(["a"])
+    assert store.history("q", ["a", "b"]) == [(0.0, 0.0), (1.0, 0.0)]
+
+
 @pytest.mark.parametrize("timestamp", [math.nan, math.inf, -math.inf, "soon", None])
 def test_record_rejects_non_finite_timestamp(store, timestamp):
     with pytest.raises(BadRequest, match="timestamp"):

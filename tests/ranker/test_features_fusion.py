@@ -47,6 +47,16 @@ def test_feature_values():
     assert t4[feature_names(STRATEGIES).index("popularity")] == 0.0
 
 
+def test_history_features_carry_the_candidates_counts_for_this_query():
+    shown = [Candidate("t1", {"lexical": Hit("t1", 12.0, 1)}, impressions=4.0, clicks=1.0), CANDIDATES[1]]
+    names = feature_names(STRATEGIES)
+    matrix = build_features(QUERY, shown, FACTS, STRATEGIES)
+    t1, t2 = (dict(zip(names, row)) for row in matrix)
+    assert (t1["history:impressions"], t1["history:clicks"], t1["history:ctr"]) == (4.0, 1.0, 0.2)
+    assert (t2["history:impressions"], t2["history:clicks"], t2["history:ctr"]) == (0.0, 0.0, 0.0)
+    assert names[-3:] == ("history:impressions", "history:clicks", "history:ctr")
+
+
 def test_rrf_score_is_pinned_and_ties_break_by_id():
     ranker = FusionRanker(STRATEGIES)
     assert isinstance(ranker, Ranker) and ranker.version == "rrf-60"

@@ -64,6 +64,29 @@ def test_closed_loop_learns_through_the_api_pipeline(settings, embedder):
     assert len(rows) > 40
     assert result["ranker"].startswith("lgbm-") or result["ranker"] == "rrf-60"
     assert set(result["by_kind"]) == {"exact", "artist_title", "misspelled", "topic", "head"}
+    _assert_history_features_count_earlier_pages(settings, [json.loads(line) for line in events])
+
+
+def _assert_history_features_count_earlier_pages(settings, events):
+    """A candidate's ``history:impressions`` at request time never exceeds the times it was on an earlier
+    page for that query, and some candidates of repeated queries carry history."""
+    from ranker.features import feature_names
+
+    column = feature_names(settings.strategies).index("history:impressions")
+    shown_before: dict[tuple[str, str], int] = {}
+    with_history = 0
+    for event in events:
+        if event["kind"] != "impression":
+            continue
+        query = event["query"]["normalized"]
+        for candidate in event["candidates"]:
+            impressions = candidate["features"][column]
+            assert impressions <= shown_before.get((query, candidate["entity_id"]), 0)
+            with_history += impressions > 0
+        for item in event["page"]:
+            key = (query, item["entity_id"])
+            shown_before[key] = shown_before.get(key, 0) + 1
+    assert with_history > 0, "repeated queries see their earlier pages' impressions"
 
 
 def test_run_specs_name_the_fixed_plans(settings):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from contracts import ConfigError
+from contracts import ArtifactError, ConfigError
 from memory_index.local_store import LocalMemoryStore
+from ranker.features import feature_names
+from ranker.train import TrainingGroup, train_and_gate
+from services.models import ModelStore
 from services.server import build_app
-from services.wiring import open_retrievers
+from services.wiring import make_ranker, open_retrievers
 
 
 def test_unknown_strategy_is_a_config_error_naming_the_setting(settings):
@@ -35,3 +41,19 @@ def test_explore_strategy_is_served_through_the_api(settings, embedder):
         assert body["results"] and all(s["strategy"] == "explore" for r in body["results"] for s in r["sources"])
         retrievers = client.app.state.pipeline.retrievers
         assert retrievers["explore"].dense is retrievers["dense"], "explore shares the dense index that catalog writes update"
+
+
+def test_a_saved_ranker_from_an_older_feature_table_says_how_to_serve_fusion_meanwhile(settings, tmp_path):
+    rng = np.random.default_rng(0)
+    width = len(feature_names(settings.strategies))
+    groups = [TrainingGroup(rng.random((10, width)), (np.arange(10) == g % 10).astype(int), float(g)) for g in range(40)]
+    models = ModelStore(tmp_path / "models")
+    result = train_and_gate(groups[:30], groups[30:], None, models.root / "ranker", seed=0, strategies=settings.strategies)
+    models.publish("ranker", result.version)
+    assert make_ranker(settings, models).version == result.version
+    manifest_path = result.directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["feature_names"] = manifest["feature_names"][:-1] + ["a_feature_this_code_dropped"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"retrain the ranker.*delete .*ranker/CURRENT"):
+        make_ranker(settings, models)
