@@ -187,7 +187,7 @@ def run_simulation(
     specs = run_specs(settings, baselines)
     results: dict[str, dict[str, Any]] = {}
     if workers <= 1 or len(specs) == 1:
-        embedder = Embedder()
+        embedder = Embedder(threads=1)  # as in the workers: the thread count changes float sums, hence ties
         for spec in specs:
             with (progress or _no_progress)(f"run {spec.name}", queries) as report:
                 results[spec.name] = run_one(settings, spec, queries, seed, ingest_every, report, embedder)
