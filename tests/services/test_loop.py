@@ -89,6 +89,15 @@ def _assert_history_features_count_earlier_pages(settings, events):
     assert with_history > 0, "repeated queries see their earlier pages' impressions"
 
 
+def test_a_simulation_run_is_reproducible(settings, embedder):
+    settings = settings.model_copy(update={"ranker_min_new_impressions": 20})
+    first = run_one(settings, RunSpec("learned", "vw"), queries=120, seed=5, ingest_every=30, embedder=embedder)
+    second = run_one(settings, RunSpec("learned", "vw"), queries=120, seed=5, ingest_every=30, embedder=embedder)
+    assert first["ranker"].startswith("lgbm-"), "a LightGBM model was trained and promoted during the run"
+    assert first["rewards"] == second["rewards"] and first["ranker"] == second["ranker"]
+    assert any(reward > 0 for reward in first["rewards"])
+
+
 def test_run_specs_name_the_fixed_plans(settings):
     names = [spec.name for spec in run_specs(settings, baselines=True)]
     assert names == ["learned", "uniform", "dense=100", "lexical=100", "memory=100", "all=100"]
