@@ -16,8 +16,8 @@ Columns, in order (``feature_names(strategies)`` spells them):
 - this query's history of the candidate, from the memory index: ``history:impressions`` and
   ``history:clicks`` (times shown and engaged with for this normalized query, decayed like the memory
   index), ``history:ctr`` (``clicks / (impressions + 1)``); all 0 for a candidate never shown for it.
-  They let a model learn that what was shown again and again without a click is not what people want,
-  whichever strategies found it this time.
+  They carry the query's click evidence to the ranker whichever strategy found the candidate this time,
+  and let a model tell an entity shown and ignored from one never shown.
 
 Provenance from strategies not in the list is ignored, so the width never changes under a model.
 A saved model records its strategies and feature names; loading checks them against this module.
