@@ -212,16 +212,11 @@ class RedisMemoryStore:
             return []
         with self._unavailable_as_error():
             ranked = self._client.zrevrange(self._scores_key(query), 0, n - 1, withscores=True)
-            if not ranked:
-                return []
-            fields = [f"{kind}:{entity_id}" for entity_id, _ in ranked for kind in ("i", "c")]
-            counts = self._client.hmget(self._counts_key(query), fields)
-        stats = []
-        for position, (entity_id, score) in enumerate(ranked):
-            impressions = float(counts[2 * position] or 0.0)
-            clicks = float(counts[2 * position + 1] or 0.0)
-            stats.append(EntityStat(entity_id, impressions, clicks, float(score), predicted=score < 1.0))
-        return stats
+        counts = self.history(query, [entity_id for entity_id, _ in ranked])
+        return [
+            EntityStat(entity_id, impressions, clicks, float(score), predicted=score < 1.0)
+            for (entity_id, score), (impressions, clicks) in zip(ranked, counts)
+        ]
 
     def count(self, query: str) -> int:
         with self._unavailable_as_error():

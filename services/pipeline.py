@@ -128,7 +128,7 @@ class Pipeline:
         with self._policy_lock:
             decision = self.policy.choose(context, self.plans)
         hits_by_strategy, skipped = self._retrieve(query, decision.plan)
-        candidates = union(hits_by_strategy, self._history(query.normalized, hits_by_strategy))
+        candidates = union(hits_by_strategy, lambda ids: self.memory.history(query.normalized, ids))
         ranker = self.ranker
         ranked = ranker.rank(query, candidates, self.facts) if candidates else []
         page = ranked[:k]
@@ -163,10 +163,6 @@ class Pipeline:
                 continue
             hits_by_strategy[name] = future.result()
         return hits_by_strategy, skipped
-
-    def _history(self, normalized: str, hits_by_strategy: Mapping[str, Sequence[Hit]]) -> dict[str, tuple[float, float]]:
-        ids = list(dict.fromkeys(hit.entity_id for hits in hits_by_strategy.values() for hit in hits))
-        return dict(zip(ids, self.memory.history(normalized, ids))) if ids else {}
 
     def _result_item(self, scored: Scored, provenance: Mapping[str, Hit]) -> ResultItem:
         facts = self.facts.get(scored.entity_id)
@@ -255,17 +251,19 @@ class Pipeline:
 
 
 def union(
-    hits_by_strategy: Mapping[str, Sequence[Hit]], history: Mapping[str, tuple[float, float]] | None = None
+    hits_by_strategy: Mapping[str, Sequence[Hit]],
+    history: Callable[[list[str]], Sequence[tuple[float, float]]] | None = None,
 ) -> list[Candidate]:
-    """Union of every strategy's hits, keeping each entity's per-strategy provenance and its
-    ``(impressions, clicks)`` for the query from ``history`` (0 when absent).
-    Order: first appearance, strategies in name order (the ranker decides the final order)."""
+    """Union of every strategy's hits, keeping each entity's per-strategy provenance and, when ``history``
+    is given, its ``(impressions, clicks)`` for the query (``history`` maps the union's ids to their counts,
+    in order, in one call). Order: first appearance, strategies in name order (the ranker decides the final order)."""
     provenance: dict[str, dict[str, Hit]] = {}
     for name in sorted(hits_by_strategy):
         for hit in hits_by_strategy[name]:
             provenance.setdefault(hit.entity_id, {})[name] = hit
-    history = history or {}
-    return [Candidate(entity_id, by_strategy, *history.get(entity_id, (0.0, 0.0))) for entity_id, by_strategy in provenance.items()]
+    ids = list(provenance)
+    counts = history(ids) if history is not None and ids else [(0.0, 0.0)] * len(ids)
+    return [Candidate(entity_id, provenance[entity_id], *count) for entity_id, count in zip(ids, counts)]
 
 
 def impression_event(

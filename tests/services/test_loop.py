@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from services.server import build_app
 import numpy as np
 
+from ranker.features import feature_names
+
 from services.settings import Settings
 from services.sim_users import QueryStream, misspell, simulate_user
 from services.simulate import RunSpec, run_one, run_specs, windows
@@ -70,8 +72,6 @@ def test_closed_loop_learns_through_the_api_pipeline(settings, embedder):
 def _assert_history_features_count_earlier_pages(settings, events):
     """A candidate's ``history:impressions`` at request time never exceeds the times it was on an earlier
     page for that query, and some candidates of repeated queries carry history."""
-    from ranker.features import feature_names
-
     column = feature_names(settings.strategies).index("history:impressions")
     shown_before: dict[tuple[str, str], int] = {}
     with_history = 0
