@@ -40,8 +40,8 @@ from retrievers.dense_faiss import FaissDenseRetriever  # noqa: E402
 from retrievers.embedding import MODEL_NAME, Embedder, entity_text  # noqa: E402
 from retrievers.lexical_tantivy import TantivyLexicalRetriever  # noqa: E402
 from retrievers.understanding import Gazetteer, build_query  # noqa: E402
-from services.bench_retrieval import CachedDocumentEmbedder  # noqa: E402
-from services.sim_users import QueryStream  # noqa: E402
+from services.evaluation.bench_retrieval import CachedDocumentEmbedder  # noqa: E402
+from services.evaluation.sim_users import QueryStream  # noqa: E402
 
 EF_SEARCH = (16, 32, 64, 128, 256)
 RECALL_TARGET = 0.95

@@ -1,4 +1,4 @@
-"""Retrieval quality and latency on a BEIR collection; the logic lives in ``services.bench_retrieval``.
+"""Retrieval quality and latency on a BEIR collection; the logic lives in ``services.evaluation.bench_retrieval``.
 
     python benchmarks/bench_retrieval.py --dataset ../shared/datasets/scifact --out results/beir_scifact.json
 

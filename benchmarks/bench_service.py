@@ -41,7 +41,7 @@ from rich.table import Table
 from catalog.io import read_entities
 from catalog.schema import Entity
 from retrievers.text import normalize_query
-from services.indexing import indexes_exist
+from services.search.indexing import indexes_exist
 from services.settings import Settings
 
 ACTIVITIES = (

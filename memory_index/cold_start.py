@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Callable, Iterable, Iterator
 
-from memory_index.base import EntityMeta
+from memory_index.base import EntityMeta, MemoryStore
 
 _MAX_PRIOR = 0.4999
 
@@ -101,3 +101,9 @@ def predicted_pairs(
                 prior_by_pair[key] = prior
     for (query, entity_id), prior in prior_by_pair.items():
         yield query, entity_id, prior
+
+
+def cold_start(memory: MemoryStore, entities: Iterable[EntityMeta], normalize: Callable[[str], str]) -> int:
+    """Write the predicted pairs of ``entities`` into ``memory``; observed statistics are never overwritten.
+    Returns how many pairs were written."""
+    return memory.predict(predicted_pairs(entities, normalize))

@@ -63,7 +63,7 @@ def index(
 ) -> None:
     """Generate (or load) the catalog and build the lexical (tantivy) and dense (FAISS) indexes."""
     _setup_logging(verbose)
-    from services.indexing import build_indexes
+    from services.search.indexing import build_indexes
 
     try:
         settings = _settings(data_dir, catalog_path=catalog, demo_size=demo_size, dense_index=dense_index)
@@ -86,8 +86,8 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
-    from services.indexing import build_indexes, indexes_exist
-    from services.server import build_app
+    from services.search.indexing import build_indexes, indexes_exist
+    from services.search.server import build_app
 
     try:
         settings = _settings(data_dir, host=host, port=port)
@@ -110,7 +110,7 @@ def ingest(
 ) -> None:
     """Join feedback to impressions; update the memory index, the bandit and the ranker."""
     _setup_logging(verbose)
-    from services.jobs import open_ingest_job
+    from services.ingest.jobs import open_ingest_job
 
     try:
         job = open_ingest_job(_settings(data_dir))
@@ -147,7 +147,7 @@ def replay(
     out: Optional[Path] = typer.Option(None, help="Write the estimates as JSON here."),
 ) -> None:
     """Estimate a policy's average reward on logged traffic (IPS and self-normalized IPS, 95% intervals)."""
-    from services.replay import replay_policy
+    from services.evaluation.replay import replay_policy
 
     try:
         result = replay_policy(_settings(data_dir), policy, log)
@@ -179,7 +179,7 @@ def simulate(
 ) -> None:
     """Closed loop on the demo catalog: simulated users search, click, play; the stack learns."""
     logging.basicConfig(level=logging.WARNING)
-    from services.simulate import run_simulation
+    from services.evaluation.simulate import run_simulation
 
     try:
         settings = _settings(data_dir, demo_size=demo_size)
@@ -218,7 +218,7 @@ def bench_retrieval(
     cache_dir: Path = typer.Option(Path("results/cache"), help="Cache of document embeddings."),
 ) -> None:
     """Lexical, dense and RRF retrieval on a BEIR collection: nDCG@10, Recall@100, MRR@10, latency."""
-    from services.bench import run_bench_retrieval
+    from services.evaluation.bench import run_bench_retrieval
 
     run_bench_retrieval(dataset, out, split=split, k=k, cache_dir=cache_dir, progress=rich_progress, fail=_fail)
 

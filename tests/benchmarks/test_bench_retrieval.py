@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ranx import Qrels, Run, evaluate
 
-from services.bench_retrieval import _ranked, run_retrieval_benchmark, union_recall
+from services.evaluation.bench_retrieval import _ranked, run_retrieval_benchmark, union_recall
 from contracts import Hit
 
 CORPUS = [

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks.simulate_table import load, plot, print_table
-from services.simulate import windows
+from services.evaluation.simulate import windows
 
 
 def _result(seed: int, rewards: list[float]) -> dict:

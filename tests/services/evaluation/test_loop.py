@@ -9,14 +9,14 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from services.server import build_app
+from services.search.server import build_app
 import numpy as np
 
 from ranker.features import feature_names
 
 from services.settings import Settings
-from services.sim_users import QueryStream, misspell, simulate_user
-from services.simulate import RunSpec, run_one, run_specs, windows
+from services.evaluation.sim_users import QueryStream, misspell, simulate_user
+from services.evaluation.simulate import RunSpec, run_one, run_specs, windows
 
 
 def test_windows_are_consecutive_full_slices_with_standard_errors():
@@ -127,7 +127,7 @@ def test_service_without_redis_uses_the_in_process_store_and_ingests_itself(data
 
 
 def test_memory_evidence_separates_predicted_shown_and_clicked():
-    from services.context import memory_evidence
+    from bandit.context import memory_evidence
 
     assert memory_evidence(None) == "none"
     assert memory_evidence(0.3) == "predicted"

@@ -7,8 +7,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from services.events import read_log
-from services.server import build_app
+from services.eventlog import read_log
+from services.search.server import build_app
 
 
 def _events(settings):

@@ -30,11 +30,11 @@ from retrievers.explore import ExploreRetriever
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
 from retrievers.understanding import Gazetteer
-from services.catalog_changes import CatalogChanges, cold_start
-from services.events import EventLog
+from services.search.catalog_changes import CatalogChanges, cold_start
+from services.eventlog import EventLog
 from services.models import ModelStore
-from services.catalog_changes import entity_facts
-from services.pipeline import Pipeline
+from services.search.catalog_changes import entity_facts
+from services.search.pipeline import Pipeline
 from services.redis_local import LocalRedis
 from services.settings import Settings
 

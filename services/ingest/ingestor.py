@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 from bandit.reward import RewardConfig, reward
 from contracts import Context, Decision, Plan
 from memory_index.base import MemoryStore
-from services.events import LogLine, read_log
+from services.eventlog import LogLine, read_log
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.schema import Entity
 from contracts import BadRequest, LtrrError
-from services.pipeline import MAX_K, MAX_QUERY_CHARS, Pipeline, SearchOutcome
+from services.search.pipeline import MAX_K, MAX_QUERY_CHARS, Pipeline, SearchOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -319,6 +319,6 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
-        return HTMLResponse(resources.files("services").joinpath("static/index.html").read_text(encoding="utf-8"))
+        return HTMLResponse(resources.files("services.search").joinpath("static/index.html").read_text(encoding="utf-8"))
 
     return app

@@ -29,16 +29,16 @@ from retrievers.embedding import Embedder
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
 from retrievers.understanding import Gazetteer
-from services.events import EventLog
-from services.indexing import ProgressFactory, build_indexes, indexes_exist
-from services.ingest import join_rounds
-from services.jobs import ingest_job
-from services.catalog_changes import entity_facts
-from services.pipeline import Pipeline
+from services.eventlog import EventLog
+from services.search.indexing import ProgressFactory, build_indexes, indexes_exist
+from services.ingest.ingestor import join_rounds
+from services.ingest.jobs import ingest_job
+from services.search.catalog_changes import entity_facts
+from services.search.pipeline import Pipeline
 from services.settings import Settings
-from services.sim_users import QueryStream, simulate_user
-from services.catalog_changes import cold_start
-from services.wiring import Paths, load_catalog, new_vw_policy, plans_from, reward_config
+from services.evaluation.sim_users import QueryStream, simulate_user
+from services.search.catalog_changes import cold_start
+from services.registry import Paths, load_catalog, new_vw_policy, plans_from, reward_config
 
 logger = logging.getLogger(__name__)
 

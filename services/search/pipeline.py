@@ -22,9 +22,9 @@ from memory_index.base import MemoryStore
 from ranker.base import Ranker
 from retrievers.base import Retriever
 from retrievers.understanding import Gazetteer, build_query
-from services.catalog_changes import CatalogChanges, cold_start, entity_facts
-from services.context import context_features
-from services.events import FEEDBACK_EVENTS, EventLog, new_id
+from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
+from bandit.context import context_features
+from services.eventlog import FEEDBACK_EVENTS, EventLog, new_id
 
 logger = logging.getLogger(__name__)
 

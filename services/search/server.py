@@ -13,28 +13,15 @@ from typing import Iterator
 
 from fastapi import FastAPI
 
-from bandit.vw_policy import VWPolicy
 from contracts import LtrrError
-from ranker.lambdamart import LambdaMartRanker
-from services.api import create_app
-from services.jobs import ingest_job
-from services.pipeline import Pipeline
+from services.search.api import create_app
+from services.ingest.jobs import ingest_job
+from services.search.pipeline import Pipeline
+from services.search.reload import reload_models
 from services.settings import Settings
-from services.wiring import Stack, health, open_stack
+from services.registry import Stack, health, open_stack
 
 logger = logging.getLogger(__name__)
-
-
-def _reload_models(stack: Stack) -> None:
-    pipeline, models, settings = stack.pipeline, stack.models, stack.settings
-    bandit_version = models.current("bandit")
-    if settings.policy == "vw" and bandit_version and bandit_version != pipeline.policy.version:
-        pipeline.swap_policy(VWPolicy.load(models.directory("bandit", bandit_version), seed=settings.seed))
-        logger.info("serving bandit policy %s", bandit_version)
-    ranker_version = models.current("ranker")
-    if ranker_version and ranker_version != pipeline.ranker.version:
-        pipeline.ranker = LambdaMartRanker.load(models.directory("ranker", ranker_version))
-        logger.info("serving ranker %s", ranker_version)
 
 
 def _every(stack: Stack, seconds: float, name: str, work) -> threading.Thread:
@@ -57,7 +44,7 @@ def start_background(stack: Stack) -> None:
         job = ingest_job(stack.settings, stack.pipeline)
         stack.threads.append(_every(stack, stack.settings.ingest_interval_s, "in-process-ingest", job.run))
     elif stack.settings.reload_interval_s > 0:
-        stack.threads.append(_every(stack, stack.settings.reload_interval_s, "model-reloader", lambda: _reload_models(stack)))
+        stack.threads.append(_every(stack, stack.settings.reload_interval_s, "model-reloader", lambda: reload_models(stack.pipeline, stack.models, stack.settings)))
 
 
 def build_app(settings: Settings, **stack_options) -> FastAPI:

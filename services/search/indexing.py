@@ -12,7 +12,7 @@ from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from services.settings import Settings
-from services.wiring import Paths, ensure_catalog, opensearch_url
+from services.registry import Paths, ensure_catalog, opensearch_url
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 from catalog.schema import Entity
 from contracts import EntityFacts
 from memory_index.base import MemoryStore
-from memory_index.cold_start import predicted_pairs
+from memory_index.cold_start import cold_start as predict_pairs
 from retrievers.text import normalize_query
 
 
@@ -30,8 +30,8 @@ def entity_facts(entity: Entity) -> EntityFacts:
 
 
 def cold_start(memory: MemoryStore, entities: Iterable[Entity]) -> int:
-    """Predicted query->entity pairs from metadata; observed statistics are never overwritten."""
-    return memory.predict(predicted_pairs((entity_facts(e) for e in entities), normalize_query))
+    """``memory_index.cold_start`` for catalog entities, with the retrievers' query normalization."""
+    return predict_pairs(memory, (entity_facts(e) for e in entities), normalize_query)
 
 
 class CatalogChanges:

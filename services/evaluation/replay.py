@@ -21,10 +21,10 @@ from bandit.base import Policy
 from bandit.baselines import FixedPlanPolicy, UniformPolicy
 from bandit.vw_policy import VWPolicy
 from contracts import ConfigError, Context, Plan
-from services.ingest import LoggedRound, join_rounds
+from services.ingest.ingestor import LoggedRound, join_rounds
 from services.models import ModelStore
 from services.settings import Settings
-from services.wiring import Paths, reward_config
+from services.registry import Paths, reward_config
 
 Z_95 = 1.959964
 

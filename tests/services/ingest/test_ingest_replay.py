@@ -10,9 +10,9 @@ import pytest
 from bandit.reward import RewardConfig
 from contracts import Plan
 from memory_index.redis_store import RedisMemoryStore
-from services.ingest import Ingestor
-from services.replay import ips_estimates, replay_policy
-from services.wiring import open_stack
+from services.ingest.ingestor import Ingestor
+from services.evaluation.replay import ips_estimates, replay_policy
+from services.registry import open_stack
 
 CONFIG = RewardConfig(cost_per_candidate=0.002, window_seconds=300.0)
 PLANS = (Plan.of({"lexical": 20, "dense": 0}), Plan.of({"lexical": 0, "dense": 100}))
