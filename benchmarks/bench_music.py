@@ -36,8 +36,8 @@ from retrievers.memory import MemoryRetriever  # noqa: E402
 from retrievers.text import normalize_query  # noqa: E402
 from retrievers.understanding import Gazetteer, build_query  # noqa: E402
 from services.evaluation.bench_retrieval import CachedDocumentEmbedder  # noqa: E402
-from services.search.catalog_changes import cold_start  # noqa: E402
 from services.evaluation.sim_users import misspell  # noqa: E402
+from services.search.catalog_changes import cold_start  # noqa: E402
 
 KINDS = ("exact title", "artist + title", "misspelled title", "genre + mood phrase")
 

@@ -4,7 +4,12 @@ Training (``ranker.train``) is not imported here so serving never loads it.
 """
 
 from ranker.base import Ranker
-from ranker.features import FEATURE_NAMES, build_features, feature_names, rrf_from_features
+from ranker.features import (
+    FEATURE_NAMES,
+    build_features,
+    feature_names,
+    rrf_from_features,
+)
 from ranker.fusion import FusionRanker
 from ranker.lambdamart import LambdaMartRanker
 

@@ -26,7 +26,6 @@ A saved model records its strategies and feature names; loading checks them agai
 from __future__ import annotations
 
 import functools
-
 import re
 from typing import Mapping, Sequence
 

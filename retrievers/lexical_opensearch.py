@@ -50,11 +50,11 @@ from retrievers.lexical_tantivy import (
     PRIOR_STEPS,
     PRIOR_THRESHOLDS,
     SLOT_WEIGHT,
-    TYPE_SLOT_BOOST,
     TEXT_FIELDS,
+    TYPE_SLOT_BOOST,
+    check_popularity_prior,
 )
 from retrievers.lexical_tantivy import _check_boosts as check_boosts
-from retrievers.lexical_tantivy import check_popularity_prior
 from retrievers.opensearch import OpenSearchIndex, client_for
 from retrievers.text import normalize_query
 

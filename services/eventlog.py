@@ -1,7 +1,8 @@
 """The append-only event log: JSONL files under ``<data_dir>/events/``, one event per line.
 
-Impressions and feedback share one file so a single byte offset orders them. Every event carries
-``schema_version``; a reader refuses versions it does not know instead of guessing.
+Impressions and feedback share one file so a single byte offset orders them. Lines are the JSON of
+``contracts.events``; every event carries ``schema_version`` and a reader refuses versions it does not
+know instead of guessing.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-SCHEMA_VERSION = 1
-FEEDBACK_EVENTS = ("click", "favorite", "play")
+from contracts import BadRequest
+from contracts.events import Event, ImpressionEvent, event_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -27,40 +28,11 @@ def new_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One line of the log: its parsed event (``None`` when malformed), why it was rejected, and where it ends."""
+    """One line of the log: its typed event (``None`` when malformed), why it was rejected, and where it ends."""
 
-    event: dict[str, Any] | None
+    event: Event | None
     error: str | None
     next_offset: int
-
-
-def validate_event(event: object) -> str | None:
-    """``None`` when ``event`` is a well-formed event, else what is wrong with it (naming the field)."""
-    if not isinstance(event, dict):
-        return "event: expected a JSON object"
-    if event.get("schema_version") != SCHEMA_VERSION:
-        return f"schema_version: expected {SCHEMA_VERSION}, got {event.get('schema_version')!r}"
-    for name in ("event_id", "request_id"):
-        if not isinstance(event.get(name), str) or not event[name]:
-            return f"{name}: expected a non-empty string"
-    if not isinstance(event.get("time"), (int, float)) or isinstance(event.get("time"), bool):
-        return "time: expected a number"
-    kind = event.get("kind")
-    if kind == "impression":
-        for name, expected in (("query", dict), ("plan", dict), ("candidates", list), ("page", list), ("context", dict)):
-            if not isinstance(event.get(name), expected):
-                return f"{name}: expected a JSON {expected.__name__}"
-        probability = event.get("probability")
-        if not isinstance(probability, (int, float)) or not 0.0 < probability <= 1.0:
-            return f"probability: expected a number in (0, 1], got {probability!r}"
-        return None
-    if kind == "feedback":
-        if event.get("event") not in FEEDBACK_EVENTS:
-            return f"event: expected one of {', '.join(FEEDBACK_EVENTS)}, got {event.get('event')!r}"
-        if not isinstance(event.get("entity_id"), str):
-            return "entity_id: expected a string"
-        return None
-    return f"kind: expected 'impression' or 'feedback', got {kind!r}"
 
 
 class EventLog:
@@ -73,10 +45,8 @@ class EventLog:
         self._lock = threading.Lock()
         self._file = open(self.path, "ab", buffering=0)
 
-    def append(self, event: dict[str, Any]) -> None:
-        event.setdefault("schema_version", SCHEMA_VERSION)
-        event.setdefault("event_id", new_id())
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+    def append(self, event: Event) -> None:
+        line = json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
         with self._lock:
             # One write of the whole line: O_APPEND keeps lines from several writers whole.
             self._file.write(line)
@@ -88,9 +58,9 @@ class EventLog:
     def request_ids(self) -> set[str]:
         """Request ids of every logged impression (lets /feedback refuse unknown ids after a restart)."""
         return {
-            line.event["request_id"]
+            line.event.request_id
             for line in read_log(self.path)
-            if line.event is not None and line.event.get("kind") == "impression"
+            if isinstance(line.event, ImpressionEvent)
         }
 
 
@@ -107,9 +77,11 @@ def read_log(path: Path, offset: int = 0) -> Iterator[LogLine]:
                 break
             position += len(raw)
             try:
-                event = json.loads(raw.decode("utf-8"))
+                record = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 yield LogLine(None, f"line is not valid JSON ({error.__class__.__name__})", position)
                 continue
-            problem = validate_event(event)
-            yield LogLine(None if problem else event, problem, position)
+            try:
+                yield LogLine(event_from_json(record), None, position)
+            except BadRequest as error:
+                yield LogLine(None, str(error), position)

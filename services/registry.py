@@ -30,12 +30,11 @@ from retrievers.explore import ExploreRetriever
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
 from retrievers.understanding import Gazetteer
-from services.search.catalog_changes import CatalogChanges, cold_start
 from services.eventlog import EventLog
 from services.models import ModelStore
-from services.search.catalog_changes import entity_facts
-from services.search.pipeline import Pipeline
 from services.redis_local import LocalRedis
+from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
+from services.search.pipeline import Pipeline
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ class Paths:
 
 def reward_config(settings: Settings) -> RewardConfig:
     return RewardConfig(
-        weights=settings.engagement_weights,
+        weights=settings.reward_weights,
         cost_per_candidate=settings.cost_per_candidate,
         window_seconds=settings.attribution_window_s,
     )

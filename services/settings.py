@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from bandit.vw_policy import DEFAULT_ARGS as DEFAULT_VW_ARGS
+from contracts.events import Engagement
 
 
 def _split_csv(value: object) -> object:
@@ -88,5 +89,5 @@ class Settings(BaseSettings):
         return self.catalog_path or self.data_dir / "catalog.jsonl"
 
     @property
-    def engagement_weights(self) -> dict[str, float]:
-        return {"click": self.click_weight, "favorite": self.favorite_weight, "play": self.play_weight}
+    def reward_weights(self) -> dict[Engagement, float]:
+        return {Engagement.CLICK: self.click_weight, Engagement.FAVORITE: self.favorite_weight, Engagement.PLAY: self.play_weight}

@@ -12,7 +12,11 @@ from rich.table import Table
 
 from catalog.schema import CatalogError
 from contracts import LtrrError
-from services.evaluation.bench_retrieval import ProgressFactory, RetrievalBenchmark, run_retrieval_benchmark
+from services.evaluation.bench_retrieval import (
+    ProgressFactory,
+    RetrievalBenchmark,
+    run_retrieval_benchmark,
+)
 
 
 def retrieval_table(report: RetrievalBenchmark) -> Table:

@@ -23,8 +23,8 @@ from bandit.vw_policy import VWPolicy
 from contracts import ConfigError, Context, Plan
 from services.ingest.ingestor import LoggedRound, join_rounds
 from services.models import ModelStore
-from services.settings import Settings
 from services.registry import Paths, reward_config
+from services.settings import Settings
 
 Z_95 = 1.959964
 

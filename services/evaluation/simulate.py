@@ -29,16 +29,21 @@ from retrievers.embedding import Embedder
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.memory import MemoryRetriever
 from retrievers.understanding import Gazetteer
+from services.evaluation.sim_users import QueryStream, simulate_user
 from services.eventlog import EventLog
-from services.search.indexing import ProgressFactory, build_indexes, indexes_exist
 from services.ingest.ingestor import join_rounds
 from services.ingest.jobs import ingest_job
-from services.search.catalog_changes import entity_facts
+from services.registry import (
+    Paths,
+    load_catalog,
+    new_vw_policy,
+    plans_from,
+    reward_config,
+)
+from services.search.catalog_changes import cold_start, entity_facts
+from services.search.indexing import ProgressFactory, build_indexes, indexes_exist
 from services.search.pipeline import Pipeline
 from services.settings import Settings
-from services.evaluation.sim_users import QueryStream, simulate_user
-from services.search.catalog_changes import cold_start
-from services.registry import Paths, load_catalog, new_vw_policy, plans_from, reward_config
 
 logger = logging.getLogger(__name__)
 

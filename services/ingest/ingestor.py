@@ -16,16 +16,15 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from bandit.reward import RewardConfig, reward
-from contracts import Context, Decision, Plan
+from contracts import BadRequest, Context, Decision
+from contracts.events import Event, FeedbackEvent, ImpressionEvent
 from memory_index.base import MemoryStore
 from services.eventlog import LogLine, read_log
 
 logger = logging.getLogger(__name__)
-
-GRADES = {"click": 1, "favorite": 2, "play": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,39 +59,21 @@ class IngestReport:
         return self.reward_sum / self.finalized if self.finalized else 0.0
 
 
-def decision_from_impression(impression: dict[str, Any]) -> Decision:
-    """Rebuild the logged decision; the distribution's keys keep the order of the plans the policy saw."""
-    plans = tuple(Plan.parse(name) for name in impression["distribution"])
-    plan = Plan.of(impression["plan"])
-    index = plans.index(plan)
-    return Decision(
-        plan=plan,
-        probability=float(impression["probability"]),
-        distribution=tuple(float(p) for p in impression["distribution"].values()),
-        plans=plans,
-        index=index,
-        policy_version=impression.get("model_versions", {}).get("policy", ""),
-    )
-
-
-def finalize(impression: dict[str, Any], feedback: list[dict[str, Any]], config: RewardConfig) -> LoggedRound:
-    """The reward and graded engagements of one impression from the feedback that came in time."""
-    start = float(impression["time"])
-    in_time = [event for event in feedback if float(event["time"]) - start <= config.window_seconds]
+def finalize(impression: ImpressionEvent, feedback: Sequence[FeedbackEvent], config: RewardConfig) -> LoggedRound:
+    """The reward and graded engagements (``Engagement.grade``) of one impression from the feedback that came in time."""
+    start = impression.time
+    in_time = [event for event in feedback if event.time - start <= config.window_seconds]
     engaged: dict[str, int] = {}
     for event in in_time:
-        entity_id = event["entity_id"]
-        engaged[entity_id] = max(engaged.get(entity_id, 0), GRADES[event["event"]])
-    decision = decision_from_impression(impression)
-    value = reward(
-        ((event["event"], float(event["time"]) - start) for event in in_time), decision.plan.total, config
-    )
-    return LoggedRound(impression["request_id"], start, dict(impression["context"]), decision, value, engaged)
+        engaged[event.entity_id] = max(engaged.get(event.entity_id, 0), event.event.grade)
+    decision = impression.decision()
+    value = reward(((event.event, event.time - start) for event in in_time), decision.plan.total, config)
+    return LoggedRound(impression.request_id, start, dict(impression.context), decision, value, engaged)
 
 
 def new_events(
     lines: Iterable[LogLine], seen: set[str], report: IngestReport, state: dict[str, Any] | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Event]:
     """Well-formed events not seen before, in log order; counts lines, malformed lines and duplicates in
     ``report``, adds yielded ids to ``seen`` and keeps ``state["offset"]`` at the end of the last line read."""
     for line in lines:
@@ -104,32 +85,49 @@ def new_events(
             if len(report.errors) < 20:
                 report.errors.append(f"byte {line.next_offset}: {line.error}")
             continue
-        if line.event["event_id"] in seen:
+        if line.event.event_id in seen:
             report.duplicates += 1
             continue
-        seen.add(line.event["event_id"])
+        seen.add(line.event.event_id)
         yield line.event
 
 
 def join_rounds(path: Path, config: RewardConfig) -> tuple[list[LoggedRound], IngestReport]:
     """Every impression in the log with its reward (replay reads the log this way; nothing is recomputed)."""
     report = IngestReport()
-    impressions: dict[str, dict[str, Any]] = {}
-    feedback: dict[str, list[dict[str, Any]]] = {}
+    impressions: dict[str, ImpressionEvent] = {}
+    feedback: dict[str, list[FeedbackEvent]] = {}
     for event in new_events(read_log(path), set(), report):
-        if event["kind"] == "impression":
-            impressions[event["request_id"]] = event
+        if isinstance(event, ImpressionEvent):
+            impressions[event.request_id] = event
         else:
-            feedback.setdefault(event["request_id"], []).append(event)
+            feedback.setdefault(event.request_id, []).append(event)
     rounds = []
     for impression in impressions.values():
         try:
-            rounds.append(finalize(impression, feedback.get(impression["request_id"], []), config))
-        except (KeyError, ValueError, TypeError) as error:
+            rounds.append(finalize(impression, feedback.get(impression.request_id, []), config))
+        except BadRequest as error:
             report.malformed += 1
-            report.errors.append(f"request {impression['request_id']}: {error}")
+            report.errors.append(f"request {impression.request_id}: {error}")
     rounds.sort(key=lambda logged: logged.time)
     return rounds, report
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An impression whose attribution window is open, with the feedback that has reached it."""
+
+    impression: ImpressionEvent
+    feedback: list[FeedbackEvent]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.impression.to_json(), "feedback": [event.to_json() for event in self.feedback]}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> _Pending:
+        record = dict(record)
+        feedback = [FeedbackEvent.from_json(event) for event in record.pop("feedback", [])]
+        return cls(ImpressionEvent.from_json(record), feedback)
 
 
 class Ingestor:
@@ -167,10 +165,20 @@ class Ingestor:
     def _load_state(self) -> dict[str, Any]:
         path = self._state_path()
         if path.exists():
-            return json.loads(path.read_text())
-        return {"offset": 0, "watermark": 0.0, "pending": {}, "feedback": {}, "seen": [], "new_rows": 0, "finalized": []}
+            state = json.loads(path.read_text())
+        else:
+            state = {"offset": 0, "watermark": 0.0, "pending": {}, "feedback": {}, "seen": [], "new_rows": 0, "finalized": []}
+        self._pending = {rid: _Pending.from_json(record) for rid, record in state["pending"].items()}
+        self._early_feedback = {
+            rid: [FeedbackEvent.from_json(event) for event in events] for rid, events in state["feedback"].items()
+        }
+        return state
 
     def _save_state(self) -> None:
+        self._state["pending"] = {rid: pending.to_json() for rid, pending in self._pending.items()}
+        self._state["feedback"] = {
+            rid: [event.to_json() for event in events] for rid, events in self._early_feedback.items()
+        }
         staging = self._state_path().with_suffix(".tmp")
         staging.write_text(json.dumps(self._state))
         os.replace(staging, self._state_path())
@@ -181,38 +189,37 @@ class Ingestor:
         state = self._state
         seen = set(state["seen"])
         finalized_ids = set(state["finalized"])
-        pending: dict[str, dict[str, Any]] = state["pending"]
-        early_feedback: dict[str, list[dict[str, Any]]] = state["feedback"]
+        pending = self._pending
+        early_feedback = self._early_feedback
         for event in new_events(read_log(self.log_path, state["offset"]), seen, report, state):
-            state["watermark"] = max(state["watermark"], float(event["time"]))
-            if event["kind"] == "impression":
+            state["watermark"] = max(state["watermark"], event.time)
+            if isinstance(event, ImpressionEvent):
                 report.impressions += 1
-                event["feedback"] = early_feedback.pop(event["request_id"], [])
-                pending[event["request_id"]] = event
+                pending[event.request_id] = _Pending(event, early_feedback.pop(event.request_id, []))
             else:
                 report.feedback += 1
-                if event["request_id"] in pending:
-                    pending[event["request_id"]]["feedback"].append(event)
-                elif event["request_id"] in finalized_ids:
+                if event.request_id in pending:
+                    pending[event.request_id].feedback.append(event)
+                elif event.request_id in finalized_ids:
                     report.orphan_feedback += 1
                 else:
-                    early_feedback.setdefault(event["request_id"], []).append(event)
+                    early_feedback.setdefault(event.request_id, []).append(event)
         closing = [
             request_id
-            for request_id, impression in pending.items()
-            if flush or float(impression["time"]) + self.reward_config.window_seconds <= state["watermark"]
+            for request_id, open_impression in pending.items()
+            if flush or open_impression.impression.time + self.reward_config.window_seconds <= state["watermark"]
         ]
         with open(self.rows_path, "a", encoding="utf-8") as rows:
-            for request_id in sorted(closing, key=lambda rid: pending[rid]["time"]):
-                impression = pending.pop(request_id)
+            for request_id in sorted(closing, key=lambda rid: pending[rid].impression.time):
+                closed = pending.pop(request_id)
                 finalized_ids.add(request_id)
                 try:
-                    logged = finalize(impression, impression["feedback"], self.reward_config)
-                except (KeyError, ValueError, TypeError) as error:
+                    logged = finalize(closed.impression, closed.feedback, self.reward_config)
+                except BadRequest as error:
                     report.malformed += 1
                     report.errors.append(f"request {request_id}: {error}")
                     continue
-                self._apply(impression, logged, rows, report)
+                self._apply(closed.impression, logged, rows, report)
         state["seen"] = sorted(seen)
         state["finalized"] = sorted(finalized_ids)
         if self.retrain is not None and state["new_rows"] >= self.min_new_rows:
@@ -221,19 +228,19 @@ class Ingestor:
         self._save_state()
         return report
 
-    def _apply(self, impression: dict[str, Any], logged: LoggedRound, rows: Any, report: IngestReport) -> None:
-        shown = [item["entity_id"] for item in impression["page"]]
-        self.memory.record(impression["query"]["normalized"], shown, logged.engaged.keys(), logged.time)
+    def _apply(self, impression: ImpressionEvent, logged: LoggedRound, rows: Any, report: IngestReport) -> None:
+        shown = [item.entity_id for item in impression.page]
+        self.memory.record(impression.query.normalized, shown, logged.engaged.keys(), logged.time)
         self.learn(Context(logged.context), logged.decision, logged.reward)
         report.finalized += 1
         report.reward_sum += logged.reward
-        if logged.engaged and impression["candidates"]:
+        if logged.engaged and impression.candidates:
             row = {
                 "request_id": logged.request_id,
                 "time": logged.time,
-                "ranker": impression["model_versions"].get("ranker", ""),
-                "features": [candidate["features"] for candidate in impression["candidates"]],
-                "labels": [logged.engaged.get(candidate["entity_id"], 0) for candidate in impression["candidates"]],
+                "ranker": impression.model_versions.get("ranker", ""),
+                "features": [list(candidate.features) for candidate in impression.candidates],
+                "labels": [logged.engaged.get(candidate.entity_id, 0) for candidate in impression.candidates],
             }
             rows.write(json.dumps(row, separators=(",", ":")) + "\n")
             report.training_rows += 1

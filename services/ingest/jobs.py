@@ -12,13 +12,13 @@ from bandit.base import Policy
 from contracts import ConfigError, Context, Decision
 from memory_index.redis_store import RedisMemoryStore
 from ranker.base import Ranker
-from services.ingest.ingestor import IngestReport, Ingestor
-from services.models import ModelStore
-from services.search.pipeline import Pipeline
-from services.redis_local import url_file
-from services.settings import Settings
+from services.ingest.ingestor import Ingestor, IngestReport
 from services.ingest.training import retrain_ranker
+from services.models import ModelStore
+from services.redis_local import url_file
 from services.registry import Paths, make_policy, make_ranker, plans_from, reward_config
+from services.search.pipeline import Pipeline
+from services.settings import Settings
 
 logger = logging.getLogger(__name__)
 

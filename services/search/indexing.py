@@ -11,8 +11,8 @@ from catalog.schema import Entity
 from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.lexical_tantivy import TantivyLexicalRetriever
-from services.settings import Settings
 from services.registry import Paths, ensure_catalog, opensearch_url
+from services.settings import Settings
 
 logger = logging.getLogger(__name__)
 

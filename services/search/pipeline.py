@@ -11,20 +11,37 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from bandit.base import Policy
+from bandit.context import context_features
 from catalog.schema import Entity
-from contracts import BadRequest, Candidate, Decision, EntityFacts, Hit, Plan, Query, Scored
+from contracts import (
+    BadRequest,
+    Candidate,
+    Decision,
+    EntityFacts,
+    Hit,
+    Plan,
+    Query,
+    Scored,
+)
+from contracts.events import (
+    Engagement,
+    FeedbackEvent,
+    ImpressionEvent,
+    LoggedCandidate,
+    LoggedQuery,
+    PageItem,
+)
 from memory_index.base import MemoryStore
 from ranker.base import Ranker
 from retrievers.base import Retriever
 from retrievers.understanding import Gazetteer, build_query
+from services.eventlog import EventLog, new_id
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
-from bandit.context import context_features
-from services.eventlog import FEEDBACK_EVENTS, EventLog, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -188,23 +205,21 @@ class Pipeline:
     ) -> str:
         if request_id not in self.known_requests:
             raise BadRequest("request_id", f"unknown request_id {request_id[:64]!r}; use the request_id /search returned")
-        if event not in FEEDBACK_EVENTS:
-            raise BadRequest("event", f"must be one of {', '.join(FEEDBACK_EVENTS)}, got {event[:32]!r}")
+        engagement = Engagement.parse(event)
         if entity_id not in self.facts:
             raise BadRequest("entity_id", f"unknown entity {entity_id[:64]!r}")
         if position is not None and position < 1:
             raise BadRequest("position", f"must be >= 1 (1 is the top result), got {position}")
         event_id = new_id()
         self.event_log.append(
-            {
-                "kind": "feedback",
-                "event_id": event_id,
-                "request_id": request_id,
-                "entity_id": entity_id,
-                "event": event,
-                "position": position,
-                "time": self.clock() if timestamp is None else timestamp,
-            }
+            FeedbackEvent(
+                event_id=event_id,
+                request_id=request_id,
+                entity_id=entity_id,
+                event=engagement,
+                position=position,
+                time=self.clock() if timestamp is None else timestamp,
+            )
         )
         return event_id
 
@@ -276,35 +291,34 @@ def impression_event(
     page: Sequence[Scored],
     versions: Mapping[str, str],
     skipped: Mapping[str, str],
-) -> dict[str, Any]:
+) -> ImpressionEvent:
     """The impression record: everything replay and training need, so nothing is recomputed later."""
     provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
     features = np.round(np.array([scored.features for scored in ranked], dtype=np.float64), 5).tolist()
-    return {
-        "kind": "impression",
-        "request_id": request_id,
-        "time": query.timestamp,
-        "query": {
-            "text": query.text,
-            "normalized": query.normalized,
-            "user_id": query.user_id,
-            "session_id": query.session_id,
-            "slots": [[slot.kind, slot.value] for slot in query.slots],
-        },
-        "context": dict(context),
-        "plan": decision.plan.as_dict(),
-        "plan_name": decision.plan.name,
-        "probability": decision.probability,
-        "distribution": {plan.name: round(p, 6) for plan, p in zip(decision.plans, decision.distribution)},
-        "candidates": [
-            {
-                "entity_id": scored.entity_id,
-                "sources": {name: [round(hit.score, 5), hit.rank] for name, hit in provenance[scored.entity_id].items()},
-                "features": row,
-            }
+    return ImpressionEvent(
+        event_id=new_id(),
+        request_id=request_id,
+        time=query.timestamp,
+        query=LoggedQuery(
+            text=query.text,
+            normalized=query.normalized,
+            user_id=query.user_id,
+            session_id=query.session_id,
+            slots=tuple((slot.kind, slot.value) for slot in query.slots),
+        ),
+        context=dict(context),
+        plan=decision.plan,
+        probability=decision.probability,
+        distribution=tuple((plan.name, round(p, 6)) for plan, p in zip(decision.plans, decision.distribution)),
+        candidates=tuple(
+            LoggedCandidate(
+                entity_id=scored.entity_id,
+                sources={name: (round(hit.score, 5), hit.rank) for name, hit in provenance[scored.entity_id].items()},
+                features=tuple(row),
+            )
             for scored, row in zip(ranked, features)
-        ],
-        "page": [{"entity_id": scored.entity_id, "position": position} for position, scored in enumerate(page, 1)],
-        "model_versions": dict(versions),
-        "skipped": dict(skipped),
-    }
+        ),
+        page=tuple(PageItem(scored.entity_id, position) for position, scored in enumerate(page, 1)),
+        model_versions=dict(versions),
+        skipped=dict(skipped),
+    )

@@ -14,12 +14,12 @@ from typing import Iterator
 from fastapi import FastAPI
 
 from contracts import LtrrError
-from services.search.api import create_app
 from services.ingest.jobs import ingest_job
+from services.registry import Stack, health, open_stack
+from services.search.api import create_app
 from services.search.pipeline import Pipeline
 from services.search.reload import reload_models
 from services.settings import Settings
-from services.registry import Stack, health, open_stack
 
 logger = logging.getLogger(__name__)
 

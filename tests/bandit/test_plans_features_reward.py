@@ -7,6 +7,7 @@ import pytest
 from bandit import RewardConfig, encode, escape_name, parse_plans, plan_space, reward
 from bandit.features import action_line, shared_line
 from contracts import BadRequest, ConfigError, Context, Plan
+from contracts.events import Engagement
 
 
 def test_plan_space_has_26_plans_without_the_empty_one():
@@ -65,7 +66,10 @@ def test_reward_window_excludes_late_engagements():
 def test_reward_errors_name_the_field():
     with pytest.raises(BadRequest, match="event"):
         reward([("share", 1.0)], 10, RewardConfig())
-    with pytest.raises(ConfigError, match="LTRR_REWARD_COST_PER_CANDIDATE"):
+    with pytest.raises(ConfigError, match="^cost_per_candidate: expected a number >= 0") as error:
         RewardConfig(cost_per_candidate=-1.0)
-    with pytest.raises(ConfigError, match="LTRR_REWARD_WINDOW_SECONDS"):
+    assert error.value.parameter == "cost_per_candidate"
+    with pytest.raises(ConfigError, match="^window_seconds: "):
         RewardConfig(window_seconds=0.0)
+    with pytest.raises(ConfigError, match="no weight for play"):
+        RewardConfig(weights={Engagement.CLICK: 1.0, Engagement.FAVORITE: 2.0})

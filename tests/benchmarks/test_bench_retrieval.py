@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 from ranx import Qrels, Run, evaluate
 
-from services.evaluation.bench_retrieval import _ranked, run_retrieval_benchmark, union_recall
 from contracts import Hit
+from services.evaluation.bench_retrieval import (
+    _ranked,
+    run_retrieval_benchmark,
+    union_recall,
+)
 
 CORPUS = [
     {"_id": "d1", "title": "Vitamin D deficiency", "text": "Low vitamin D levels in the blood are linked to bone loss."},

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from catalog import CatalogError, Entity, generate_demo_catalog, read_entities, write_entities
+from catalog import (
+    CatalogError,
+    Entity,
+    generate_demo_catalog,
+    read_entities,
+    write_entities,
+)
 
 
 def test_jsonl_round_trip(tmp_path):

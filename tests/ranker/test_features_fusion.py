@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from contracts import Candidate, ConfigError, EntityFacts, Hit, Query, Slot
-from ranker import FEATURE_NAMES, FusionRanker, Ranker, build_features, feature_names, rrf_from_features
+from ranker import (
+    FEATURE_NAMES,
+    FusionRanker,
+    Ranker,
+    build_features,
+    feature_names,
+    rrf_from_features,
+)
 
 STRATEGIES = ("lexical", "dense", "memory")
 QUERY = Query(text="Hey Jude", normalized="hey jude")

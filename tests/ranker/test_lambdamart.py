@@ -9,8 +9,22 @@ import numpy as np
 import pytest
 
 from contracts import ArtifactError, BadRequest, Candidate, EntityFacts, Hit, Query
-from ranker import LambdaMartRanker, Ranker, build_features, feature_names, rrf_from_features
-from ranker.train import TrainingGroup, fit, ndcg_at_10, ndcg_at_10_per_group, paired_z, stack, train_and_gate
+from ranker import (
+    LambdaMartRanker,
+    Ranker,
+    build_features,
+    feature_names,
+    rrf_from_features,
+)
+from ranker.train import (
+    TrainingGroup,
+    fit,
+    ndcg_at_10,
+    ndcg_at_10_per_group,
+    paired_z,
+    stack,
+    train_and_gate,
+)
 
 STRATEGIES = ("lexical", "dense")
 

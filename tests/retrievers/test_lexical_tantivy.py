@@ -10,8 +10,8 @@ from retriever_fixtures import MINI_CATALOG, NEWCOMER
 from catalog.schema import Entity
 from contracts import ArtifactError, ConfigError, Query, Slot
 from retrievers import build_query
-from retrievers.understanding import Gazetteer
 from retrievers.lexical_tantivy import COMMON_TERM_MIN_DOCS, TantivyLexicalRetriever
+from retrievers.understanding import Gazetteer
 
 
 @pytest.fixture

@@ -20,7 +20,12 @@ from contracts import BackendUnavailable, ConfigError, Query, Slot
 from retrievers import Gazetteer, Retriever, build_query
 from retrievers.dense_opensearch import OpenSearchDenseRetriever
 from retrievers.lexical_opensearch import OpenSearchLexicalRetriever, entity_document
-from retrievers.lexical_tantivy import DEFAULT_BOOSTS, PRIOR_STEPS, PRIOR_THRESHOLDS, TEXT_FIELDS
+from retrievers.lexical_tantivy import (
+    DEFAULT_BOOSTS,
+    PRIOR_STEPS,
+    PRIOR_THRESHOLDS,
+    TEXT_FIELDS,
+)
 from retrievers.opensearch import connect
 
 opensearchpy = pytest.importorskip("opensearchpy", reason="opensearch-py is not installed; `pip install opensearch-py`")

@@ -13,8 +13,8 @@ from memory_index.local_store import LocalMemoryStore
 from ranker.features import feature_names
 from ranker.train import TrainingGroup, train_and_gate
 from services.models import ModelStore
-from services.search.server import build_app
 from services.registry import make_ranker, open_retrievers
+from services.search.server import build_app
 
 
 def test_unknown_strategy_is_a_config_error_naming_the_setting(settings):

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from services.search.server import build_app
-import numpy as np
-
 from ranker.features import feature_names
-
-from services.settings import Settings
 from services.evaluation.sim_users import QueryStream, misspell, simulate_user
 from services.evaluation.simulate import RunSpec, run_one, run_specs, windows
+from services.search.server import build_app
+from services.settings import Settings
 
 
 def test_windows_are_consecutive_full_slices_with_standard_errors():

@@ -10,8 +10,8 @@ import pytest
 from bandit.reward import RewardConfig
 from contracts import Plan
 from memory_index.redis_store import RedisMemoryStore
-from services.ingest.ingestor import Ingestor
 from services.evaluation.replay import ips_estimates, replay_policy
+from services.ingest.ingestor import Ingestor
 from services.registry import open_stack
 
 CONFIG = RewardConfig(cost_per_candidate=0.002, window_seconds=300.0)

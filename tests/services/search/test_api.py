@@ -7,12 +7,13 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from services.eventlog import read_log
 from services.search.server import build_app
 
 
 def _events(settings):
-    return [line.event for line in read_log(settings.data_dir / "events" / "events.jsonl")]
+    """The log as written: one JSON object a line, with the field names readers depend on."""
+    path = settings.data_dir / "events" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_search_returns_ranked_results_with_provenance_and_plan(client, small_catalog, settings):

@@ -101,7 +101,7 @@ def test_search_click_is_logged_with_its_request_id(settings, embedder, small_ca
         finally:
             browser.close()
 
-    events = [line.event for line in read_log(settings.data_dir / "events" / "events.jsonl") if line.event is not None]
+    events = [line.event.to_json() for line in read_log(settings.data_dir / "events" / "events.jsonl") if line.event is not None]
     impressions = [event for event in events if event["kind"] == "impression" and event["request_id"] == request_id]
     assert len(impressions) == 1
     assert impressions[0]["query"]["text"] == target.title
