@@ -26,14 +26,14 @@ def _read_manifest(directory: Path, kind: str) -> dict:
     except (OSError, ValueError) as error:
         raise ArtifactError(f"bandit model: cannot read {path} ({error}); save the policy again") from error
     if manifest.get("kind") != kind:
-        raise ArtifactError(f"bandit model: {path} holds kind={manifest.get('kind')!r}, expected {kind!r}; check LTRR_BANDIT_POLICY")
+        raise ArtifactError(f"bandit model: {path} holds kind={manifest.get('kind')!r}, expected {kind!r}; load it with the {manifest.get('kind')!r} policy")
     return manifest
 
 
 def _check_plans(plans: Sequence[Plan]) -> tuple[Plan, ...]:
     plans = tuple(plans)
     if not plans:
-        raise ConfigError("LTRR_PLAN_LEVELS: the policy was offered no plans; configure at least one strategy and quota")
+        raise ConfigError.about("plans", "the policy was offered no plans; offer at least one")
     return plans
 
 
@@ -73,21 +73,22 @@ class FixedPlanPolicy:
 
     def __init__(self, plan: Plan) -> None:
         if plan.total <= 0:
-            raise ConfigError(f"LTRR_FIXED_PLAN: {plan.name!r} draws no candidates; give at least one quota > 0")
+            raise ConfigError.about("plan", f"{plan.name!r} draws no candidates; give at least one quota > 0")
         self.plan = plan
         self.version = f"fixed:{plan.name}"
 
     def distribution(self, context: Context, plans: Sequence[Plan]) -> tuple[float, ...]:
         plans = _check_plans(plans)
-        if self.plan not in plans:
-            raise ConfigError(f"LTRR_FIXED_PLAN: {self.plan.name!r} is not in the plan space ({len(plans)} plans); pick one of LTRR_PLAN_LEVELS")
-        return tuple(1.0 if plan == self.plan else 0.0 for plan in plans)
+        matching = [plan for plan in plans if plan.draws_like(self.plan)]
+        if not matching:
+            raise ConfigError.about("plan", f"{self.plan.name!r} is not among the {len(plans)} plans offered; offer it, or fix the plan")
+        return tuple(1.0 if plan == matching[0] else 0.0 for plan in plans)
 
     def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
         plans = _check_plans(plans)
         distribution = self.distribution(context, plans)
-        index = plans.index(self.plan)
-        return Decision(self.plan, 1.0, distribution, plans, index, self.version)
+        index = distribution.index(1.0)
+        return Decision(plans[index], 1.0, distribution, plans, index, self.version)
 
     def learn(self, context: Context, decision: Decision, reward: float) -> None:
         return None

@@ -62,11 +62,11 @@ class VWPolicy:
         _model_file: Path | None = None,
     ) -> None:
         if isinstance(explore_halflife, bool) or not isinstance(explore_halflife, int) or explore_halflife < 0:
-            raise ConfigError(f"LTRR_BANDIT_EXPLORE_HALFLIFE: expected a whole number of updates >= 0 (0: no warm-up), got {explore_halflife!r}")
+            raise ConfigError.about("explore_halflife", f"expected a whole number of updates >= 0 (0: no warm-up), got {explore_halflife!r}")
         if not 0 <= epsilon <= 1:
-            raise ConfigError(f"LTRR_BANDIT_EPSILON: expected a probability in [0, 1], got {epsilon!r}")
+            raise ConfigError.about("epsilon", f"expected a probability in [0, 1], got {epsilon!r}")
         if "--epsilon" in args or "--random_seed" in args:
-            raise ConfigError(f"LTRR_BANDIT_VW_ARGS: pass epsilon and seed separately, not inside {args!r}")
+            raise ConfigError.about("args", f"pass epsilon and seed separately, not inside {args!r}")
         self.seed = seed
         self.epsilon = epsilon
         self.args = args
@@ -80,7 +80,7 @@ class VWPolicy:
         try:
             self._workspace = vowpalwabbit.Workspace(command)
         except Exception as error:  # the native layer raises plain RuntimeError/Exception on bad options or files
-            raise ConfigError(f"LTRR_BANDIT_VW_ARGS: Vowpal Wabbit rejected {command!r}: {error}") from error
+            raise ConfigError.about("args", f"Vowpal Wabbit rejected {command!r}: {error}") from error
         self.version = "vw-0"
 
     def distribution(self, context: Context, plans: Sequence[Plan]) -> tuple[float, ...]:
@@ -88,7 +88,7 @@ class VWPolicy:
 
     def _pmf(self, context: Context, plans: Sequence[Plan]) -> np.ndarray:
         if not plans:
-            raise ConfigError("LTRR_PLAN_LEVELS: the policy was offered no plans; configure at least one strategy and quota")
+            raise ConfigError.about("plans", "the policy was offered no plans; offer at least one")
         pmf = np.asarray(self._workspace.predict(encode(context, plans)), dtype=np.float64)
         if pmf.shape != (len(plans),) or not np.all(np.isfinite(pmf)) or pmf.sum() <= 0:
             raise ArtifactError(f"the VW model ({self.version}) returned an invalid distribution {pmf!r}; retrain it")
@@ -107,7 +107,7 @@ class VWPolicy:
 
     def learn(self, context: Context, decision: Decision, reward: float) -> None:
         if not math.isfinite(reward):
-            raise ConfigError(f"reward: expected a finite number, got {reward!r}; check LTRR_REWARD_* settings")
+            raise ConfigError(f"reward: expected a finite number, got {reward!r}; check the reward weights and cost")
         if not 0 < decision.probability <= 1:
             raise ConfigError(f"decision.probability: expected (0, 1], got {decision.probability!r}; was it logged?")
         example = encode(context, decision.plans, decision.index, cost=-reward, probability=decision.probability)
@@ -150,7 +150,7 @@ class VWPolicy:
         manifest_path, model_path = directory / MANIFEST_FILE, directory / MODEL_FILE
         for path in (manifest_path, model_path):
             if not path.is_file():
-                raise ArtifactError(f"bandit model: {path} is missing; point LTRR_BANDIT_MODEL_DIR at a directory written by VWPolicy.save, or retrain")
+                raise ArtifactError(f"bandit model: {path} is missing; load a directory written by VWPolicy.save, or retrain")
         try:
             manifest = json.loads(manifest_path.read_text())
             version, digest = manifest["version"], manifest["model_sha256"]

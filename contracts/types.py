@@ -118,6 +118,10 @@ class Plan:
     def as_dict(self) -> dict[str, int]:
         return dict(self.quotas)
 
+    def draws_like(self, other: Plan) -> bool:
+        """Whether both plans draw the same quotas, a strategy one of them omits counting as 0."""
+        return {n: q for n, q in self.quotas if q} == {n: q for n, q in other.quotas if q}
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:

@@ -96,9 +96,9 @@ def observed_score(impressions: float, clicks: float, alpha: float, prior: float
 def check_smoothing(alpha: float, prior: float) -> None:
     """Raise ``ConfigError`` naming the setting when the smoothing parameters are out of range."""
     if not alpha > 0:
-        raise ConfigError(f"LTRR_MEMORY_ALPHA: expected a number > 0 (pseudo-impressions), got {alpha!r}")
+        raise ConfigError.about("alpha", f"expected a number > 0 (pseudo-impressions), got {alpha!r}")
     if not 0 <= prior < 1:
-        raise ConfigError(f"LTRR_MEMORY_PRIOR: expected a click-through prior in [0, 1), got {prior!r}")
+        raise ConfigError.about("prior", f"expected a click-through prior in [0, 1), got {prior!r}")
 
 
 def unique_shown(shown: Sequence[str], clicked: Iterable[str]) -> tuple[list[str], set[str]]:
@@ -115,8 +115,8 @@ def check_half_life(half_life_s: float | None) -> None:
     if isinstance(half_life_s, bool) or not isinstance(half_life_s, (int, float)) or not (
         math.isfinite(half_life_s) and half_life_s > 0
     ):
-        raise ConfigError(
-            f"LTRR_MEMORY_HALF_LIFE_S: expected a half-life in seconds > 0, or unset for no decay; got {half_life_s!r}"
+        raise ConfigError.about(
+            "half_life_s", f"expected a half-life in seconds > 0, or unset for no decay; got {half_life_s!r}"
         )
 
 

@@ -119,7 +119,7 @@ class RedisMemoryStore:
         check_smoothing(alpha, prior)
         check_half_life(half_life_s)
         if not prefix:
-            raise ConfigError("LTRR_MEMORY_PREFIX: expected a non-empty key prefix such as 'ltrr:q2e:', got ''")
+            raise ConfigError.about("prefix", "expected a non-empty key prefix such as 'ltrr:q2e:', got ''")
         self.url = url
         self.prefix = prefix
         self.alpha = alpha
@@ -131,8 +131,8 @@ class RedisMemoryStore:
                 url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds, decode_responses=True
             )
         except ValueError as error:
-            raise ConfigError(
-                f"LTRR_REDIS_URL: {url!r} is not a Redis URL ({error}); use e.g. redis://localhost:6379/0"
+            raise ConfigError.about(
+                "url", f"not a Redis URL ({error}); use e.g. redis://localhost:6379/0"
             ) from error
         with self._unavailable_as_error():
             self._client.ping()
@@ -145,8 +145,8 @@ class RedisMemoryStore:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as error:
             raise BackendUnavailable(
-                f"Redis at {self.url} (LTRR_REDIS_URL) is unreachable: {error}. Start redis-server, fix "
-                f"LTRR_REDIS_URL, or unset it to use the in-process memory store."
+                f"the Redis of the memory index is unreachable ({error.__class__.__name__}); start redis-server "
+                "or fix its URL"
             ) from error
 
     def _counts_key(self, query: str) -> str:
@@ -245,7 +245,7 @@ class RedisMemoryStore:
         try:
             return bool(self._client.ping())
         except (redis.ConnectionError, redis.TimeoutError):
-            logger.warning("Redis at %s (LTRR_REDIS_URL) did not answer a ping", self.url)
+            logger.warning("the Redis of the memory index did not answer a ping")
             return False
 
     def clear(self) -> None:

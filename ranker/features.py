@@ -58,7 +58,7 @@ _NON_WORD = re.compile(r"[^\w]+")
 def check_strategies(strategies: Sequence[str]) -> tuple[str, ...]:
     names = tuple(strategies)
     if isinstance(strategies, str) or not names or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
-        raise ConfigError(f"LTRR_STRATEGIES: the ranker needs a non-empty list of unique strategy names, got {strategies!r}")
+        raise ConfigError.about("strategies", f"the ranker needs a non-empty list of unique strategy names, got {strategies!r}")
     return names
 
 

@@ -19,7 +19,7 @@ class FusionRanker:
 
     def __init__(self, strategies: Sequence[str], k: int = 60) -> None:
         if k < 0:
-            raise ConfigError(f"LTRR_FUSION_K: expected an integer >= 0, got {k!r}")
+            raise ConfigError.about("k", f"expected an integer >= 0, got {k!r}")
         self.strategies = check_strategies(strategies)
         self.k = k
         self.version = f"rrf-{k}"

@@ -46,7 +46,7 @@ class LambdaMartRanker:
         manifest_path, model_path = directory / MANIFEST_FILE, directory / MODEL_FILE
         for path in (manifest_path, model_path):
             if not path.is_file():
-                raise ArtifactError(f"ranker model: {path} is missing; point LTRR_RANKER_MODEL_DIR at a directory written by ranker training, or use the fusion ranker")
+                raise ArtifactError(f"ranker model: {path} is missing; load a directory written by ranker training, or use the fusion ranker")
         try:
             manifest = json.loads(manifest_path.read_text())
             saved_names = tuple(manifest["feature_names"])
@@ -61,7 +61,7 @@ class LambdaMartRanker:
             changed = sorted(set(saved_names) ^ set(current_names)) or ["(column order)"]
             raise ArtifactError(f"ranker model {manifest['version']}: its features differ from this code's feature table ({', '.join(changed[:5])}); retrain the ranker on newly logged features")
         if strategies is not None and tuple(strategies) != saved_strategies:
-            raise ArtifactError(f"ranker model {manifest['version']} was trained for strategies {list(saved_strategies)}, but LTRR_STRATEGIES is {list(strategies)}; retrain or set LTRR_STRATEGIES to match")
+            raise ArtifactError(f"ranker model {manifest['version']} was trained for strategies {list(saved_strategies)}, but the configured strategies are {list(strategies)}; retrain, or configure the strategies it was trained with")
         try:
             booster = lightgbm.Booster(model_file=str(model_path))
         except lightgbm.basic.LightGBMError as error:

@@ -176,7 +176,7 @@ def train_and_gate(
     x_holdout, y_holdout, sizes_holdout = stack(holdout_groups)
     for label, matrix in (("train_groups", x_train), ("holdout_groups", x_holdout)):
         if matrix.shape[1] != len(names):
-            raise ConfigError(f"LTRR_STRATEGIES: {label} have {matrix.shape[1]} features but strategies {list(strategies)} give {len(names)}; train with the strategies the rows were logged with")
+            raise ConfigError.about("strategies", f"{label} have {matrix.shape[1]} features but strategies {list(strategies)} give {len(names)}; train with the strategies the rows were logged with")
     model = fit(x_train, y_train, sizes_train, seed)
     version = _model_version(model.booster_)
     new_scores = np.asarray(model.predict(x_holdout), dtype=np.float64)

@@ -20,7 +20,6 @@ from contracts import ArtifactError, BackendUnavailable, ConfigError, Hit
 
 logger = logging.getLogger(__name__)
 
-URL_SETTING = "LTRR_OPENSEARCH_URL"
 BULK_CHUNK_SIZE = 500
 
 
@@ -30,7 +29,7 @@ def _opensearchpy() -> Any:
         import opensearchpy.helpers
     except ImportError as error:
         raise ConfigError(
-            "the OpenSearch retrievers need opensearch-py; `pip install opensearch-py` or unset " + URL_SETTING
+            "the OpenSearch retrievers need opensearch-py; `pip install opensearch-py` or use another backend"
         ) from error
     return opensearchpy
 
@@ -42,9 +41,8 @@ def _check_url(url: str) -> None:
     except ValueError:
         port_ok = False
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ConfigError(
-            f"{URL_SETTING}={url!r}: expected a URL like http://localhost:9200 (scheme http or https, "
-            f"a host and an optional port); fix it or unset {URL_SETTING}"
+        raise ConfigError.about(
+            "url", f"expected a URL like http://localhost:9200 (scheme http or https, a host and an optional port), got {url!r}"
         )
 
 
@@ -63,8 +61,8 @@ def connect(url: str, timeout: float = 10.0) -> Any:
         client.info()
     except (opensearchpy.exceptions.TransportError, opensearchpy.exceptions.ImproperlyConfigured) as error:
         raise BackendUnavailable(
-            f"{URL_SETTING}={url}: cannot reach OpenSearch ({_describe(error)}); start it "
-            f"(e.g. `docker compose --profile opensearch up -d opensearch`) or unset {URL_SETTING}"
+            f"cannot reach OpenSearch at {url} ({_describe(error)}); start it "
+            "(e.g. `docker compose --profile opensearch up -d opensearch`) or fix its URL"
         ) from error
     logger.info("connected to OpenSearch at %s", url)
     return client
@@ -116,8 +114,8 @@ class OpenSearchIndex:
             ) from error
         except (opensearchpy.exceptions.ConnectionError, opensearchpy.exceptions.ConnectionTimeout) as error:
             raise BackendUnavailable(
-                f"{URL_SETTING}: OpenSearch did not answer while {action} on {self.index!r} "
-                f"({_describe(error)}); start it or unset {URL_SETTING}"
+                f"OpenSearch did not answer while {action} on {self.index!r} "
+                f"({_describe(error)}); start it or fix its URL"
             ) from error
 
     def delete_ids(self, ids: Sequence[str]) -> None:

@@ -1,14 +1,19 @@
-"""The ``ltrr`` command: index, serve, ingest, replay, simulate, bench."""
+"""The ``ltrr`` command: config, index, serve, ingest, replay, simulate, bench.
+
+Every input or configuration problem ends as one line on stderr that names the option or the ``LTRR_``
+variable and the fix, with exit code 2; never a traceback.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-import os
+import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -22,42 +27,96 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from contracts import LtrrError
-from services.settings import Settings
+from contracts import ConfigError, LtrrError
+from services.settings import Settings, describe_settings, load_settings
 
 app = typer.Typer(
     help="ltrr: learning to rank and retrieve. A bandit picks retrievers and quotas, LambdaMART ranks the union, "
-    "clicks teach both. Every option also reads an LTRR_* environment variable (see README).",
+    "clicks teach both. Every setting is an LTRR_* environment variable: `ltrr config` lists them.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)
+logger = logging.getLogger("ltrr")
 
 DataDir = typer.Option(None, "--data-dir", help="Data directory (default: LTRR_DATA_DIR or ./data).")
+Verbose = typer.Option(False, "--verbose", "-v", help="Log what each stage does (INFO level) to stderr.")
+PROGRESS_LOG_EVERY_S = 10.0
 
 
 def _settings(data_dir: Optional[Path], **overrides: object) -> Settings:
     values = {key: value for key, value in overrides.items() if value is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    return Settings(**values)
+    return load_settings(**values)
+
+
+def _fail(error: Exception) -> NoReturn:
+    console.print(f"[bold red]error:[/] {error}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=2)
 
 
 @contextlib.contextmanager
-def rich_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=os.environ.get("LTRR_NO_PROGRESS") == "1") as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda done: progress.update(task, completed=done)
-
-
-def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}")
-    raise typer.Exit(code=2)
+def _errors_as_one_line() -> Iterator[None]:
+    try:
+        yield
+    except LtrrError as error:
+        _fail(error)
 
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def progress_factory(settings: Settings | None = None) -> Callable[[str, int], Any]:
+    """A bar on a terminal; elsewhere (a log file, CI) or with LTRR_NO_PROGRESS, a line every 10 s."""
+    bar = sys.stderr.isatty() and not (settings.no_progress if settings is not None else False)
+
+    @contextlib.contextmanager
+    def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+        if bar:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=console) as shown:
+                task = shown.add_task(label, total=total)
+                yield lambda done: shown.update(task, completed=done)
+            return
+        started = time.monotonic()
+        last = [started]
+
+        def report(done: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_LOG_EVERY_S:
+                last[0] = now
+                console.print(f"{label}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%) after {now - started:.0f} s", highlight=False)
+
+        console.print(f"{label}: started ({total:,})", highlight=False)
+        yield report
+        console.print(f"{label}: done in {time.monotonic() - started:.1f} s", highlight=False)
+
+    return progress
+
+
+@app.command()
+def config(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object keyed by the LTRR_ names on stdout."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """Print every setting: its LTRR_ variable, value and source (secrets show only as set or unset)."""
+    _setup_logging(False)
+    with _errors_as_one_line():
+        overrides = {"data_dir": data_dir} if data_dir is not None else {}
+        settings = load_settings(**overrides)
+    rows = describe_settings(settings, overrides=overrides)
+    if as_json:
+        sys.stdout.write(json.dumps({row["name"]: {k: row[k] for k in ("value", "source", "description")} for row in rows}, indent=2) + "\n")
+        return
+    table = Table(title="ltrr settings", show_lines=False)
+    for column in ("variable", "value", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], json.dumps(row["value"]) if not isinstance(row["value"], str) else row["value"], row["source"])
+    Console().print(table)
 
 
 @app.command()
@@ -66,18 +125,16 @@ def index(
     catalog: Optional[Path] = typer.Option(None, help="JSONL catalog to index (default: generate the demo catalog)."),
     demo_size: Optional[int] = typer.Option(None, help="Entities in the generated demo catalog (default 20,000)."),
     dense_index: Optional[str] = typer.Option(None, help="FAISS index kind: flat (exact) or hnsw."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = Verbose,
 ) -> None:
     """Generate (or load) the catalog and build the lexical (tantivy) and dense (FAISS) indexes."""
     _setup_logging(verbose)
     from services.search.indexing import build_indexes
 
-    try:
+    with _errors_as_one_line():
         settings = _settings(data_dir, catalog_path=catalog, demo_size=demo_size, dense_index=dense_index)
         started = time.perf_counter()
-        report = build_indexes(settings, rich_progress)
-    except LtrrError as error:
-        _fail(error)
+        report = build_indexes(settings, progress_factory(settings))
     console.print(f"indexed {report.entities:,} entities in {time.perf_counter() - started:.1f} s under {settings.data_dir}")
 
 
@@ -85,9 +142,9 @@ def index(
 def serve(
     data_dir: Optional[Path] = DataDir,
     host: Optional[str] = typer.Option(None, help="Bind address (default 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="Port (default 8000)."),
-    build_if_missing: bool = typer.Option(False, help="Run `ltrr index` first when the catalog or an index is missing."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    port: Optional[int] = typer.Option(None, help="Port, 1-65535 (default 8000)."),
+    build_if_missing: bool = typer.Option(False, "--build-if-missing", help="Run `ltrr index` first when the catalog or an index is missing."),
+    verbose: bool = Verbose,
 ) -> None:
     """Start the search service (POST /search, POST /feedback, GET /healthz, the page at /)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -96,54 +153,65 @@ def serve(
     from services.search.indexing import build_indexes, indexes_exist
     from services.search.server import build_app
 
-    try:
+    with _errors_as_one_line():
         settings = _settings(data_dir, host=host, port=port)
         if build_if_missing and not indexes_exist(settings):
             console.print(f"building the demo catalog and indexes under {settings.data_dir} (first run only)")
-            build_indexes(settings, rich_progress)
+            build_indexes(settings, progress_factory(settings))
         application = build_app(settings)
-    except LtrrError as error:
-        _fail(error)
-    console.print(f"ltrr serving at http://{settings.host}:{settings.port}  (API docs at /docs)")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info" if verbose else "warning")
+    server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info" if verbose else "warning"))
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            console.print(f"ltrr serving at http://{settings.host}:{settings.port}  (API docs at /docs)")
+
+    threading.Thread(target=announce, name="announce", daemon=True).start()
+    server.run()
+    if not server.started:
+        _fail(ConfigError(f"--port: could not serve on {settings.host}:{settings.port} (see the log above); pick a free port or stop what holds it"))
 
 
 @app.command()
 def ingest(
     data_dir: Optional[Path] = DataDir,
-    flush: bool = typer.Option(False, help="Close every open attribution window now instead of waiting for event time."),
-    follow: float = typer.Option(0.0, help="Keep running, ingesting every this many seconds (0: once)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    flush: bool = typer.Option(False, "--flush", help="Close every open attribution window now instead of waiting for event time."),
+    follow: float = typer.Option(0.0, min=0.0, help="Keep running, ingesting every this many seconds (0: once)."),
+    verbose: bool = Verbose,
 ) -> None:
     """Join feedback to impressions; update the memory index, the bandit and the ranker."""
     _setup_logging(verbose)
     from services.ingest.jobs import open_ingest_job
 
-    try:
+    with _errors_as_one_line():
         job = open_ingest_job(_settings(data_dir))
-        while True:
-            report = job.run(flush=flush)
-            _print_ingest(report)
-            if follow <= 0:
-                break
-            time.sleep(follow)
-    except LtrrError as error:
-        _fail(error)
-    except KeyboardInterrupt:
-        pass
+        try:
+            while True:
+                report = job.run(flush=flush)
+                _print_ingest(report)
+                if follow <= 0:
+                    break
+                time.sleep(follow)
+        except KeyboardInterrupt:
+            pass
 
 
-def _print_ingest(report) -> None:
-    table = Table(title="ingest")
-    for column in ("lines", "malformed", "duplicates", "impressions", "feedback", "finalized", "mean reward", "ranker rows", "ranker", "policy"):
-        table.add_column(column)
-    table.add_row(
-        str(report.lines), str(report.malformed), str(report.duplicates), str(report.impressions), str(report.feedback),
-        str(report.finalized), f"{report.mean_reward:.3f}", str(report.training_rows), report.ranker, report.policy,
-    )
+def _print_ingest(report: Any) -> None:
+    """A two-column table, so it fits an 80-column terminal whatever the values."""
+    table = Table(title="ingest", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    for name, value in (
+        ("lines read", f"{report.lines:,}"), ("malformed lines", f"{report.malformed:,}"), ("duplicates", f"{report.duplicates:,}"),
+        ("impressions", f"{report.impressions:,}"), ("feedback", f"{report.feedback:,}"), ("finalized", f"{report.finalized:,}"),
+        ("mean reward", f"{report.mean_reward:.3f}"), ("ranker rows", f"{report.training_rows:,}"), ("ranker", report.ranker),
+        ("policy", report.policy),
+    ):
+        table.add_row(name, value)
     Console().print(table)
     for error in report.errors[:10]:
-        console.print(f"[yellow]skipped:[/] {error}")
+        console.print(f"[yellow]skipped:[/] {error}", highlight=False)
 
 
 @app.command()
@@ -156,10 +224,8 @@ def replay(
     """Estimate a policy's average reward on logged traffic (IPS and self-normalized IPS, 95% intervals)."""
     from services.evaluation.replay import replay_policy
 
-    try:
+    with _errors_as_one_line():
         result = replay_policy(_settings(data_dir), policy, log)
-    except LtrrError as error:
-        _fail(error)
     table = Table(title=f"replay of {result.policy} on {result.rounds:,} logged impressions")
     for column in ("estimator", "reward", "95% interval", "stderr"):
         table.add_column(column)
@@ -175,44 +241,46 @@ def replay(
 
 @app.command()
 def simulate(
-    queries: int = typer.Option(5000, help="Queries per run."),
+    queries: int = typer.Option(5000, min=1, help="Queries per run."),
     seed: int = typer.Option(1, help="Seed of the query stream, the users and the policies."),
     out: Optional[Path] = typer.Option(None, help="Write the windows and baselines as JSON here."),
     data_dir: Optional[Path] = DataDir,
-    ingest_every: int = typer.Option(100, help="Run ingestion every this many requests."),
-    baselines: bool = typer.Option(True, help="Also run uniform-random and fixed-plan policies over the same stream."),
+    ingest_every: int = typer.Option(100, min=1, help="Run ingestion every this many requests."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run uniform-random and fixed-plan policies over the same stream."),
     demo_size: Optional[int] = typer.Option(None, help="Entities in the demo catalog (default 20,000)."),
-    workers: int = typer.Option(2, help="Runs in parallel processes (each loads its own encoder)."),
+    workers: int = typer.Option(2, min=1, help="Runs in parallel processes (each loads its own encoder)."),
 ) -> None:
     """Closed loop on the demo catalog: simulated users search, click, play; the stack learns."""
     logging.basicConfig(level=logging.WARNING)
-    from services.evaluation.simulate import run_simulation
+    from services.evaluation.simulate import WINDOW, run_simulation
 
-    try:
+    with _errors_as_one_line():
         settings = _settings(data_dir, demo_size=demo_size)
         result = run_simulation(
-            settings, queries=queries, seed=seed, ingest_every=ingest_every, baselines=baselines, progress=rich_progress, workers=workers
+            settings, queries=queries, seed=seed, ingest_every=ingest_every, baselines=baselines,
+            progress=progress_factory(settings), workers=workers,
         )
-    except LtrrError as error:
-        _fail(error)
     table = Table(title=f"simulate: {queries:,} queries, seed {seed}")
     table.add_column("window")
     table.add_column("mean reward")
     table.add_column("stderr")
     for window in result["windows"]:
         table.add_row(f"{window['start']}-{window['end']}", f"{window['reward']:.4f}", f"{window['stderr']:.4f}")
+    table.add_row("learned (whole run)", f"{result['learned_reward']:.4f}", "")
     if "uniform_random_reward" in result:
         table.add_row("uniform random (whole run)", f"{result['uniform_random_reward']:.4f}", "")
     for name, value in result.get("fixed_plan_rewards", {}).items():
         table.add_row(f"fixed {name}", f"{value:.4f}", "")
     Console().print(table)
+    if not result["windows"]:
+        console.print(f"no learning curve: windows are {WINDOW:,} queries; run at least {WINDOW:,} queries to see one")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
         console.print(f"wrote {out}")
 
 
-bench_app = typer.Typer(help="Measure retrieval quality and latency from outside.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure retrieval quality and latency from outside.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bench_app, name="bench")
 
 
@@ -221,13 +289,15 @@ def bench_retrieval(
     dataset: Path = typer.Option(..., help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
     out: Path = typer.Option(..., help="Write the report as JSON here."),
     split: str = typer.Option("test", help="Qrels split to evaluate."),
-    k: int = typer.Option(100, help="Results per strategy."),
+    k: int = typer.Option(100, min=1, help="Results per strategy."),
     cache_dir: Path = typer.Option(Path("results/cache"), help="Cache of document embeddings."),
 ) -> None:
     """Lexical, dense and RRF retrieval on a BEIR collection: nDCG@10, Recall@100, MRR@10, latency."""
     from services.evaluation.bench import run_bench_retrieval
 
-    run_bench_retrieval(dataset, out, split=split, k=k, cache_dir=cache_dir, progress=rich_progress, fail=_fail)
+    with _errors_as_one_line():
+        settings = load_settings()
+    run_bench_retrieval(dataset, out, split=split, k=k, cache_dir=cache_dir, progress=progress_factory(settings), fail=_fail)
 
 
 def main() -> None:

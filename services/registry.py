@@ -1,12 +1,20 @@
-"""Builds the stages from ``Settings``: the only place that knows which backend serves which role."""
+"""The composition root: builds every part from ``Settings``, one registry per role.
+
+The search service, the ingest job, replay and the simulator all build their parts here, so a setting
+means the same thing in every process. A new strategy is one module in ``retrievers/`` plus one line in
+``RETRIEVERS``; a new policy or ranker, one line in ``POLICIES`` or ``RANKERS``.
+
+Stages name their own constructor parameters in errors; ``named_settings`` re-raises them with the
+``LTRR_`` variable that fed the parameter.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Iterator
 
 from bandit.base import Policy
 from bandit.baselines import FixedPlanPolicy, UniformPolicy
@@ -15,8 +23,8 @@ from bandit.reward import RewardConfig
 from bandit.vw_policy import VWPolicy
 from catalog.demo import generate_demo_catalog
 from catalog.io import read_entities, write_entities
-from catalog.schema import Entity
-from contracts import ArtifactError, ConfigError, Plan
+from catalog.schema import CatalogError, Entity
+from contracts import ArtifactError, BackendUnavailable, ConfigError, Plan
 from memory_index.base import MemoryStore
 from memory_index.local_store import LocalMemoryStore
 from memory_index.redis_store import RedisMemoryStore
@@ -24,18 +32,9 @@ from ranker.base import Ranker
 from ranker.fusion import FusionRanker
 from ranker.lambdamart import LambdaMartRanker
 from retrievers.base import Retriever
-from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
-from retrievers.explore import ExploreRetriever
-from retrievers.lexical_tantivy import TantivyLexicalRetriever
-from retrievers.memory import MemoryRetriever
-from retrievers.understanding import Gazetteer
-from services.eventlog import EventLog
 from services.models import ModelStore
-from services.redis_local import LocalRedis
-from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
-from services.search.pipeline import Pipeline
-from services.settings import Settings
+from services.settings import Settings, env_name, fixed_plan
 
 logger = logging.getLogger(__name__)
 
@@ -69,27 +68,66 @@ class Paths:
         return self.root / "catalog_changes.jsonl"
 
 
+@contextlib.contextmanager
+def named_settings(**setting_by_parameter: str) -> Iterator[None]:
+    """Re-raise a stage's ``ConfigError`` about ``parameter`` as one about the setting that fed it."""
+    try:
+        yield
+    except ConfigError as error:
+        parameter = (error.parameter or "").split("[")[0]
+        if parameter in setting_by_parameter:
+            raise ConfigError(f"{env_name(setting_by_parameter[parameter])}: {error.message}") from None
+        raise
+
+
+# -- rewards, plans, catalog ----------------------------------------------------------------------
+
+
 def reward_config(settings: Settings) -> RewardConfig:
-    return RewardConfig(
-        weights=settings.reward_weights,
-        cost_per_candidate=settings.cost_per_candidate,
-        window_seconds=settings.attribution_window_s,
-    )
+    with named_settings(weights="click_weight", cost_per_candidate="cost_per_candidate", window_seconds="attribution_window_s"):
+        return RewardConfig(
+            weights=settings.reward_weights,
+            cost_per_candidate=settings.cost_per_candidate,
+            window_seconds=settings.attribution_window_s,
+        )
 
 
 def plans_from(settings: Settings) -> tuple[Plan, ...]:
-    if settings.plans:
-        return parse_plans(settings.plans)
-    return plan_space(settings.strategies, settings.plan_levels)
+    """The plan space the policy chooses among; a fixed policy's plan is added when it is not in it."""
+    with named_settings(plans="plans", strategies="strategies", levels="plan_levels"):
+        plans = parse_plans(settings.plans) if settings.plans else plan_space(settings.strategies, settings.plan_levels)
+    if settings.policy.startswith("fixed:"):
+        plan = configured_fixed_plan(settings)
+        if not any(offered.draws_like(plan) for offered in plans):
+            plans = (*plans, plan)
+    return plans
+
+
+def configured_fixed_plan(settings: Settings) -> Plan:
+    """``LTRR_POLICY=fixed:<plan>`` over the configured strategies (those it omits draw 0)."""
+    try:
+        plan = fixed_plan(settings.policy)
+    except ValueError as error:
+        raise ConfigError(f"LTRR_POLICY: {error}") from None
+    unknown = sorted(name for name, _ in plan.quotas if name not in settings.strategies)
+    if unknown:
+        raise ConfigError(
+            f"LTRR_POLICY: fixed plan uses {', '.join(unknown)}, not in LTRR_STRATEGIES ({','.join(settings.strategies)}); "
+            "add it there or drop it from the plan"
+        )
+    return Plan.of({name: plan.quota(name) for name in settings.strategies})
 
 
 def load_catalog(settings: Settings) -> list[Entity]:
     path = settings.resolved_catalog_path
     if not path.exists():
         if settings.catalog_path is not None:
-            raise ConfigError(f"LTRR_CATALOG_PATH: {path} does not exist; point it at a JSONL catalog")
+            raise ConfigError(f"LTRR_CATALOG_PATH (--catalog): {path} does not exist; point it at a JSONL catalog")
         raise ArtifactError(f"no catalog at {path}; run `ltrr index` to generate the demo catalog and build the indexes")
-    return read_entities(path)
+    try:
+        return read_entities(path)
+    except CatalogError as error:
+        raise ConfigError(f"LTRR_CATALOG_PATH (--catalog): {error}") from None
 
 
 def ensure_catalog(settings: Settings) -> list[Entity]:
@@ -104,81 +142,73 @@ def ensure_catalog(settings: Settings) -> list[Entity]:
     return load_catalog(settings)
 
 
-def open_memory(settings: Settings, local_redis: LocalRedis | None) -> tuple[MemoryStore, str]:
-    """Redis at LTRR_REDIS_URL (unreachable: ConfigError), else a local redis-server, else in-process.
-    Returns the store and a sentence describing the choice."""
+# -- memory stores --------------------------------------------------------------------------------
+
+
+def redis_store(settings: Settings, url: str) -> RedisMemoryStore:
+    with named_settings(half_life_s="memory_half_life_s", url="redis_url"):
+        return RedisMemoryStore(url, half_life_s=settings.memory_half_life_s)
+
+
+def local_store(settings: Settings) -> LocalMemoryStore:
+    with named_settings(half_life_s="memory_half_life_s"):
+        return LocalMemoryStore(half_life_s=settings.memory_half_life_s)
+
+
+def reachable_redis_store(settings: Settings, url: str, source: str, fix: str) -> RedisMemoryStore:
+    """``redis_store`` that has answered a PING; otherwise a ``ConfigError`` naming where the URL came from
+    (never the URL itself: it may hold a password)."""
+    try:
+        store = redis_store(settings, url)
+        if store.ping():
+            return store
+    except BackendUnavailable:
+        pass
+    raise ConfigError(f"{source} is set but nothing answers PING there; {fix}")
+
+
+MEMORY_STORES: dict[str, Callable[..., MemoryStore]] = {"redis": redis_store, "local": local_store}
+
+
+def open_memory(settings: Settings, start_local_redis: Callable[[], str] | None) -> tuple[MemoryStore, str]:
+    """Redis at LTRR_REDIS_URL (unreachable: ConfigError), else a local redis-server (``start_local_redis``
+    returns its URL), else in-process. Returns the store and a sentence describing the choice."""
     if settings.redis_url:
-        try:
-            store = RedisMemoryStore(settings.redis_url, half_life_s=settings.memory_half_life_s)
-            if not store.ping():
-                raise ConnectionError("PING failed")
-        except Exception as error:
-            raise ConfigError(
-                f"LTRR_REDIS_URL={settings.redis_url} is set but unreachable ({error}); start Redis there, "
-                "fix the URL, or unset LTRR_REDIS_URL to use a local redis-server"
-            ) from error
-        return store, f"redis at {settings.redis_url}"
-    if local_redis is not None and local_redis.available:
-        url = local_redis.start()
-        return RedisMemoryStore(url, half_life_s=settings.memory_half_life_s), f"local redis-server at {url}"
+        fix = "start Redis, fix the URL, or unset LTRR_REDIS_URL to use a local redis-server"
+        return reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", fix), "redis at LTRR_REDIS_URL"
+    if start_local_redis is not None:
+        url = start_local_redis()
+        return redis_store(settings, url), f"local redis-server at {url}"
     logger.warning(
         "no Redis: the memory index lives in this process only; it is lost at exit, not shared with other "
         "processes, and ingestion runs inside the service (install redis-server or set LTRR_REDIS_URL)"
     )
-    store = LocalMemoryStore(half_life_s=settings.memory_half_life_s)
-    return store, "in-process store (no persistence, not shared between processes)"
+    return local_store(settings), "in-process store (no persistence, not shared between processes)"
 
 
-def make_policy(settings: Settings, models: ModelStore, plans: tuple[Plan, ...]) -> Policy:
-    if settings.policy == "uniform":
-        return UniformPolicy(seed=settings.seed)
-    if settings.policy.startswith("fixed:"):
-        return FixedPlanPolicy(Plan.parse(settings.policy.removeprefix("fixed:")))
-    if settings.policy != "vw":
-        raise ConfigError(f"LTRR_POLICY: expected vw, uniform or fixed:<plan>, got {settings.policy!r}")
-    directory = models.current_directory("bandit")
-    if directory is not None:
-        return VWPolicy.load(directory, seed=settings.seed)
-    return new_vw_policy(settings, plans, seed=settings.seed)
-
-
-def new_vw_policy(settings: Settings, plans: tuple[Plan, ...], seed: int) -> VWPolicy:
-    """An untrained VW policy with the configured epsilon, options and warm-up."""
-    return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
-                    explore_halflife=settings.bandit_explore_halflife)
-
-
-def make_ranker(settings: Settings, models: ModelStore) -> Ranker:
-    directory = models.current_directory("ranker")
-    if directory is not None:
-        try:
-            return LambdaMartRanker.load(directory)
-        except ArtifactError as error:
-            pointer = models.root / "ranker" / "CURRENT"
-            raise ArtifactError(f"{error}; to serve reciprocal-rank fusion until ingest trains a new model, delete {pointer}") from error
-    return FusionRanker(strategies=tuple(settings.strategies))
+# -- retrievers -----------------------------------------------------------------------------------
 
 
 @dataclass
-class Stack:
-    """Everything a process opened, so it can be closed in one place."""
+class RetrieverParts:
+    """What retrievers are built from: the settings, the memory store, one encoder and one dense index
+    for every strategy that needs them (``explore`` shares the dense index, so catalog writes reach it)."""
 
     settings: Settings
-    pipeline: Pipeline
-    memory_description: str
-    models: ModelStore
-    local_redis: LocalRedis | None = None
-    threads: list[threading.Thread] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
+    memory: MemoryStore
+    embedder: Embedder | None = None
+    seed: int = 0
+    opened: dict[str, Retriever] = field(default_factory=dict)
 
-    def close(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=5)
-        self.pipeline.close()
-        self.pipeline.event_log.close()
-        if self.local_redis is not None:
-            self.local_redis.stop()
+    def encoder(self) -> Embedder:
+        if self.embedder is None:
+            self.embedder = Embedder(threads=self.settings.encoder_threads)
+        return self.embedder
+
+    def shared(self, name: str) -> Retriever:
+        if name not in self.opened:
+            self.opened[name] = RETRIEVERS[name](self)
+        return self.opened[name]
 
 
 def opensearch_url(settings: Settings) -> str:
@@ -187,109 +217,148 @@ def opensearch_url(settings: Settings) -> str:
     return settings.opensearch_url
 
 
-def lexical_and_dense(settings: Settings, embedder: Embedder | None) -> dict[str, Callable[[], Retriever]]:
-    """Factories of the lexical and dense retrievers of the configured backend."""
-    if settings.backend == "embedded":
-        paths = Paths(settings.data_dir)
-        return {
-            "lexical": lambda: TantivyLexicalRetriever.open(paths.lexical, popularity_prior=settings.lexical_popularity_prior),
-            "dense": lambda: FaissDenseRetriever.open(embedder or Embedder(threads=settings.encoder_threads), paths.dense),
-        }
-    if settings.backend == "opensearch":
-        from retrievers.dense_opensearch import OpenSearchDenseRetriever
-        from retrievers.lexical_opensearch import OpenSearchLexicalRetriever
+def _lexical(parts: RetrieverParts) -> Retriever:
+    settings = parts.settings
+    with named_settings(popularity_prior="lexical_popularity_prior", url="opensearch_url"):
+        if settings.backend == "opensearch":
+            from retrievers.lexical_opensearch import OpenSearchLexicalRetriever
 
-        return {
-            "lexical": lambda: OpenSearchLexicalRetriever(
-                opensearch_url(settings), popularity_prior=settings.lexical_popularity_prior
-            ),
-            "dense": lambda: OpenSearchDenseRetriever(
-                opensearch_url(settings), embedder or Embedder(threads=settings.encoder_threads)
-            ),
-        }
-    raise ConfigError(f"LTRR_BACKEND: expected embedded or opensearch, got {settings.backend!r}")
+            return OpenSearchLexicalRetriever(opensearch_url(settings), popularity_prior=settings.lexical_popularity_prior)
+        from retrievers.lexical_tantivy import TantivyLexicalRetriever
+
+        return TantivyLexicalRetriever.open(Paths(settings.data_dir).lexical, popularity_prior=settings.lexical_popularity_prior)
+
+
+def _dense(parts: RetrieverParts) -> Retriever:
+    if parts.settings.backend == "opensearch":
+        from retrievers.dense_opensearch import OpenSearchDenseRetriever
+
+        with named_settings(url="opensearch_url"):
+            return OpenSearchDenseRetriever(opensearch_url(parts.settings), parts.encoder())
+    from retrievers.dense_faiss import FaissDenseRetriever
+
+    return FaissDenseRetriever.open(parts.encoder(), Paths(parts.settings.data_dir).dense)
+
+
+def _memory(parts: RetrieverParts) -> Retriever:
+    from retrievers.memory import MemoryRetriever
+
+    return MemoryRetriever(parts.memory)
+
+
+def _explore(parts: RetrieverParts) -> Retriever:
+    from retrievers.explore import ExploreRetriever
+
+    return ExploreRetriever(parts.shared("dense"), parts.memory, seed=parts.seed)  # type: ignore[arg-type]
+
+
+RETRIEVERS: dict[str, Callable[[RetrieverParts], Retriever]] = {
+    "lexical": _lexical,
+    "dense": _dense,
+    "memory": _memory,
+    "explore": _explore,
+}
 
 
 def open_retrievers(
-    settings: Settings, memory: MemoryStore, embedder: Embedder | None = None
+    settings: Settings, memory: MemoryStore, embedder: Embedder | None = None, seed: int | None = None
 ) -> dict[str, Retriever]:
-    """The configured strategies; ``explore`` shares the dense retriever so catalog writes reach it."""
-    factories = lexical_and_dense(settings, embedder)
-    opened: dict[str, Retriever] = {}
-
-    def dense() -> Retriever:
-        if "dense" not in opened:
-            opened["dense"] = factories["dense"]()
-        return opened["dense"]
-
-    registry: dict[str, Callable[[], Retriever]] = {
-        "lexical": factories["lexical"],
-        "dense": dense,
-        "memory": lambda: MemoryRetriever(memory),
-        "explore": lambda: ExploreRetriever(dense(), memory, seed=settings.seed),
-    }
-    unknown = [name for name in settings.strategies if name not in registry]
+    """The configured strategies, in ``LTRR_STRATEGIES`` order, built by ``RETRIEVERS``."""
+    unknown = [name for name in settings.strategies if name not in RETRIEVERS]
     if unknown:
-        raise ConfigError(f"LTRR_STRATEGIES: unknown strategy {unknown[0]!r}; known: {', '.join(sorted(registry))}")
-    return {name: registry[name]() for name in settings.strategies}
+        raise ConfigError(f"LTRR_STRATEGIES: unknown strategy {unknown[0]!r}; known: {', '.join(sorted(RETRIEVERS))}")
+    parts = RetrieverParts(settings, memory, embedder, settings.seed if seed is None else seed)
+    return {name: parts.shared(name) for name in settings.strategies}
 
 
-def open_stack(
-    settings: Settings,
-    embedder: Embedder | None = None,
-    memory: MemoryStore | None = None,
-    clock: Callable[[], float] | None = None,
-) -> Stack:
-    """Open indexes, the memory store, models and the event log, and compose the pipeline."""
-    paths = Paths(settings.data_dir)
-    changes = CatalogChanges(paths.catalog_changes)
-    entities = changes.apply(load_catalog(settings))
-    local_redis = None
-    if memory is None:
-        local_redis = LocalRedis(settings.data_dir) if settings.start_local_redis else None
-        memory, description = open_memory(settings, local_redis)
-    else:
-        description = f"{memory.backend} store supplied by the caller"
-    cold_start(memory, entities)
-    models = ModelStore(paths.models)
-    plans = plans_from(settings)
-    event_log = EventLog(paths.events)
-    retrievers = open_retrievers(settings, memory, embedder)
-    dense = retrievers.get("dense")
-    pipeline = Pipeline(
-        retrievers=retrievers,
-        policy=make_policy(settings, models, plans),
-        plans=plans,
-        ranker=make_ranker(settings, models),
-        memory=memory,
-        gazetteer=Gazetteer.from_entities(entities),
-        facts={entity.id: entity_facts(entity) for entity in entities},
-        event_log=event_log,
-        strategies=tuple(settings.strategies),
-        retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
-        known_requests=event_log.request_ids(),
-        catalog_changes=changes,
-        persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
-        **({"clock": clock} if clock is not None else {}),
-    )
-    return Stack(settings, pipeline, description, models, local_redis)
+# -- policies -------------------------------------------------------------------------------------
 
 
-def health(stack: Stack) -> dict[str, Any]:
-    pipeline = stack.pipeline
-    backends: dict[str, Any] = {name: retriever.health() for name, retriever in pipeline.retrievers.items()}
-    memory_ok = pipeline.memory.ping()
-    backends["memory_index"] = {
-        "backend": pipeline.memory.backend,
-        "state": "ok" if memory_ok else "unreachable",
-        "description": stack.memory_description,
-    }
-    degraded = pipeline.memory.backend != "redis" or not memory_ok or any(
-        state != "ok" for name, state in backends.items() if name != "memory_index"
-    )
-    return {
-        "status": "degraded" if degraded else "ok",
-        "backends": backends,
-        "models": {"policy": pipeline.policy.version, "ranker": pipeline.ranker.version},
-        "entities": len(pipeline.facts),
-    }
+def _vw(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
+    directory = models.current_directory("bandit") if models is not None else None
+    if directory is not None:
+        return VWPolicy.load(directory, seed=seed)
+    with named_settings(epsilon="bandit_epsilon", args="bandit_vw_args", explore_halflife="bandit_explore_halflife"):
+        return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
+                        explore_halflife=settings.bandit_explore_halflife)
+
+
+def _uniform(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
+    return UniformPolicy(seed=seed)
+
+
+def _fixed(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
+    return FixedPlanPolicy(configured_fixed_plan(settings))
+
+
+POLICIES: dict[str, Callable[[Settings, tuple[Plan, ...], ModelStore | None, int], Policy]] = {
+    "vw": _vw,
+    "uniform": _uniform,
+    "fixed": _fixed,
+}
+
+
+def make_policy(
+    settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None = None, seed: int | None = None
+) -> Policy:
+    """The ``LTRR_POLICY`` policy; ``vw`` loads the published model from ``models`` when there is one."""
+    kind = settings.policy.split(":", 1)[0]
+    return POLICIES[kind](settings, plans, models, settings.seed if seed is None else seed)
+
+
+def policy_from_directory(directory: Path, settings: Settings) -> Policy:
+    """A saved VW policy (the reloader and replay read saved policies only through here)."""
+    return VWPolicy.load(directory, seed=settings.seed)
+
+
+def policy_for_replay(spec: str, settings: Settings) -> Policy:
+    """``current`` (the published bandit), a model directory, ``uniform`` or ``fixed:<plan>``."""
+    if spec == "current":
+        directory = ModelStore(Paths(settings.data_dir).models).current_directory("bandit")
+        if directory is None:
+            raise ConfigError("--policy current: no bandit model has been saved yet; run `ltrr ingest` after some traffic")
+        return policy_from_directory(directory, settings)
+    if spec == "uniform":
+        return UniformPolicy(seed=settings.seed)
+    if spec.startswith("fixed:"):
+        try:
+            return FixedPlanPolicy(fixed_plan(spec))  # the logged plans decide which strategies exist
+        except ValueError as error:
+            raise ConfigError(f"--policy: {error}") from None
+    path = Path(spec)
+    if not path.is_dir():
+        raise ConfigError(f"--policy: {spec!r} is not current, uniform, fixed:<plan> or a model directory")
+    return policy_from_directory(path, settings)
+
+
+# -- rankers --------------------------------------------------------------------------------------
+
+
+def ranker_from_directory(directory: Path, models: ModelStore) -> Ranker:
+    try:
+        return LambdaMartRanker.load(directory)
+    except ArtifactError as error:
+        pointer = models.root / "ranker" / "CURRENT"
+        raise ArtifactError(f"{error}; to serve reciprocal-rank fusion until ingest trains a new model, delete {pointer}") from error
+
+
+def _lambdamart(settings: Settings, models: ModelStore) -> Ranker | None:
+    directory = models.current_directory("ranker")
+    return None if directory is None else ranker_from_directory(directory, models)
+
+
+def _fusion(settings: Settings, models: ModelStore) -> Ranker:
+    with named_settings(strategies="strategies"):
+        return FusionRanker(strategies=tuple(settings.strategies))
+
+
+RANKERS: dict[str, Callable[[Settings, ModelStore], Ranker | None]] = {"lambdamart": _lambdamart, "fusion": _fusion}
+
+
+def make_ranker(settings: Settings, models: ModelStore) -> Ranker:
+    """The published LambdaMART model, or reciprocal-rank fusion until one exists."""
+    for kind in ("lambdamart", "fusion"):
+        ranker = RANKERS[kind](settings, models)
+        if ranker is not None:
+            return ranker
+    raise ArtifactError("no ranker could be built")  # unreachable: fusion always builds

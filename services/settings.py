@@ -1,18 +1,33 @@
 """All configuration in one place: every field has a default and an ``LTRR_`` environment variable.
 
-Build ``Settings()`` in ``main()`` / ``create_app()``, never at import.
+Build settings with ``load_settings()`` in ``main()`` / ``create_app()``, never at import: it turns an
+invalid value into a ``ConfigError`` that names the variable and what it accepts, and warns about
+``LTRR_`` variables that are no setting (with the closest one).
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+import re
 from pathlib import Path
+from typing import Any, Literal, Mapping
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from bandit.vw_policy import DEFAULT_ARGS as DEFAULT_VW_ARGS
+from contracts import ConfigError, Plan
 from contracts.events import Engagement
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "LTRR_"
+SECRET_FIELDS = frozenset({"api_key"})
+URL_FIELDS = frozenset({"redis_url", "opensearch_url"})
+_URL_PASSWORD = re.compile(r"(?<=://)[^/@]*@")
 
 
 def _split_csv(value: object) -> object:
@@ -21,13 +36,17 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LTRR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Where indexes, models, the event log and local Redis live.")
     catalog_path: Path | None = Field(None, description="JSONL catalog to index; default: the generated demo catalog.")
     demo_size: int = Field(20_000, ge=100, description="Entities in the generated demo catalog.")
-    demo_seed: int = 7
+    demo_seed: int = Field(7, description="Seed of the generated demo catalog.")
 
     redis_url: str | None = Field(None, description="Redis for the memory index; unset: start a local redis-server.")
     start_local_redis: bool = Field(True, description="When no LTRR_REDIS_URL: start redis-server if installed.")
@@ -35,44 +54,47 @@ class Settings(BaseSettings):
     strategies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["lexical", "dense", "memory"], description="Retrievers the bandit chooses among."
     )
-    plan_levels: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [0, 20, 100])
+    plan_levels: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [0, 20, 100], description="Quotas a plan may give each strategy."
+    )
     plans: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Explicit plan list like 'dense=20+lexical=0+memory=0'; empty: all combinations."
     )
-    dense_index: str = Field("flat", description="FAISS index kind: flat or hnsw.")
-    backend: str = Field("embedded", description="Lexical and dense backend: embedded (tantivy + FAISS) or opensearch.")
+    dense_index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index kind: flat (exact) or hnsw.")
+    backend: Literal["embedded", "opensearch"] = Field(
+        "embedded", description="Lexical and dense backend: embedded (tantivy + FAISS) or opensearch."
+    )
     opensearch_url: str | None = Field(None, description="OpenSearch for backend=opensearch, e.g. http://localhost:9200.")
     lexical_popularity_prior: float = Field(
         0.0, ge=0.0, description="Weight of the lexical popularity prior (0: off); the more popular of two equal-text entities ranks first."
     )
     memory_half_life_s: float | None = Field(None, gt=0.0, description="Half-life of memory-index counts; unset: no decay.")
 
-    click_weight: float = 1.0
-    favorite_weight: float = 2.0
-    play_weight: float = 3.0
+    click_weight: float = Field(1.0, ge=0.0, description="Reward of a click.")
+    favorite_weight: float = Field(2.0, ge=0.0, description="Reward of a favorite.")
+    play_weight: float = Field(3.0, ge=0.0, description="Reward of a play.")
     cost_per_candidate: float = Field(0.002, ge=0.0, description="Reward cost of each candidate a plan draws.")
     attribution_window_s: float = Field(300.0, gt=0.0, description="Feedback later than this after an impression earns nothing.")
 
     encoder_threads: int = Field(1, ge=1, description="Torch threads the service uses to encode queries.")
-    retriever_timeout_ms: float = Field(250.0, gt=0.0)
+    retriever_timeout_ms: float = Field(250.0, gt=0.0, description="A retriever slower than this is skipped for the request.")
     bandit_epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_explore_halflife: int = Field(
         1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
     )
-    bandit_vw_args: str = Field(
-        DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed)."
-    )
-    seed: int = 0
-    policy: str = Field("vw", description="Plan policy: vw, uniform, or fixed:<plan name>.")
+    bandit_vw_args: str = Field(DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed).")
+    seed: int = Field(0, description="Seed of the policy's and the explore strategy's random draws.")
+    policy: str = Field("vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
 
     ranker_min_new_impressions: int = Field(200, ge=1, description="Engaged impressions needed before a retrain.")
-    ranker_holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    ranker_holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Newest share of rows held out to gate a retrained ranker.")
     ingest_interval_s: float = Field(5.0, gt=0.0, description="In-process ingestion period when no Redis is available.")
-    reload_interval_s: float = Field(2.0, ge=0.0, description="How often the service checks for new model versions.")
+    reload_interval_s: float = Field(2.0, ge=0.0, description="How often the service checks for new model versions (0: never).")
 
     api_key: str | None = Field(None, description="When set, entity writes need the X-API-Key header.")
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="Address `ltrr serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `ltrr serve` listens on.")
+    no_progress: bool = Field(False, description="Hide progress bars (progress still goes to the log as lines).")
 
     @field_validator("strategies", "plans", mode="before")
     @classmethod
@@ -84,6 +106,16 @@ class Settings(BaseSettings):
     def _csv_levels(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("policy")
+    @classmethod
+    def _policy_syntax(cls, value: str) -> str:
+        if value in ("vw", "uniform"):
+            return value
+        if value.startswith("fixed:"):
+            fixed_plan(value)
+            return value
+        raise ValueError(f"expected vw, uniform or fixed:<plan> (e.g. fixed:dense=100+lexical=20), got {value!r}")
+
     @property
     def resolved_catalog_path(self) -> Path:
         return self.catalog_path or self.data_dir / "catalog.jsonl"
@@ -91,3 +123,79 @@ class Settings(BaseSettings):
     @property
     def reward_weights(self) -> dict[Engagement, float]:
         return {Engagement.CLICK: self.click_weight, Engagement.FAVORITE: self.favorite_weight, Engagement.PLAY: self.play_weight}
+
+
+def fixed_plan(policy: str) -> Plan:
+    """The plan of ``fixed:<plan>``; ``ValueError`` says how to write it."""
+    text = policy.removeprefix("fixed:")
+    try:
+        plan = Plan.parse(text)
+    except ValueError:
+        raise ValueError(f"cannot parse the plan {text!r}; write it as fixed:strategy=quota+strategy=quota, e.g. fixed:dense=100") from None
+    if any(quota < 0 for _, quota in plan.quotas) or plan.total <= 0:
+        raise ValueError(f"the plan {text!r} draws no candidates; give at least one strategy a quota > 0")
+    return plan
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment with ``overrides`` (command-line options) on top.
+
+    Raises ``ConfigError`` naming the ``LTRR_`` variable (or the option), the bad value and what is allowed."""
+    environ = os.environ if environ is None else environ
+    warn_unknown_variables(environ)
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, overrides)) from None
+
+
+def _describe(error: ValidationError, overrides: Mapping[str, Any]) -> str:
+    problems = []
+    for item in error.errors():
+        field_name = str(item["loc"][0]) if item.get("loc") else "settings"
+        source = f"--{field_name.replace('_', '-')}" if field_name in overrides else env_name(field_name)
+        message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
+        shown = "set" if field_name in SECRET_FIELDS else repr(item.get("input"))
+        problems.append(f"{source}: {message} (got {shown})")
+    return "; ".join(problems)
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Log a warning for each ``LTRR_`` variable that is no setting, naming the closest one; returns them."""
+    known = {env_name(name) for name in Settings.model_fields}
+    unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
+    for name in unknown:
+        closest = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+        hint = f"; did you mean {closest[0]}?" if closest else "; `ltrr config` lists every setting"
+        logger.warning("%s is not an ltrr setting and is ignored%s", name, hint)
+    return unknown
+
+
+def redact(field_name: str, value: Any) -> Any:
+    """What ``ltrr config`` may show: secrets as set/unset, URLs without their password."""
+    if field_name in SECRET_FIELDS:
+        return "set" if value else "unset"
+    if field_name in URL_FIELDS and isinstance(value, str):
+        return _URL_PASSWORD.sub("***@", value)
+    return value
+
+
+def describe_settings(settings: Settings, environ: Mapping[str, str] | None = None,
+                      overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per setting: ``name`` (the LTRR_ variable), ``value`` (redacted), ``source`` and ``description``."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    rows = []
+    for field_name, info in Settings.model_fields.items():
+        value = getattr(settings, field_name)
+        if isinstance(value, Path):
+            value = str(value)
+        if field_name in overrides:
+            source = "option"
+        elif env_name(field_name) in environ:
+            source = "environment"
+        else:
+            source = "default"
+        rows.append({"name": env_name(field_name), "value": redact(field_name, value), "source": source,
+                     "description": info.description or ""})
+    return rows

@@ -18,12 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from bandit.base import Policy
-from bandit.baselines import FixedPlanPolicy, UniformPolicy
-from bandit.vw_policy import VWPolicy
-from contracts import ConfigError, Context, Plan
+from contracts import ConfigError, Context
 from services.ingest.ingestor import LoggedRound, join_rounds
-from services.models import ModelStore
-from services.registry import Paths, reward_config
+from services.registry import Paths, policy_for_replay, reward_config
 from services.settings import Settings
 
 Z_95 = 1.959964
@@ -84,28 +81,12 @@ def target_probabilities(policy: Policy, rounds: Sequence[LoggedRound]) -> np.nd
     )
 
 
-def load_policy(spec: str, settings: Settings) -> Policy:
-    if spec == "uniform":
-        return UniformPolicy(seed=settings.seed)
-    if spec.startswith("fixed:"):
-        return FixedPlanPolicy(Plan.parse(spec.removeprefix("fixed:")))
-    if spec == "current":
-        directory = ModelStore(Paths(settings.data_dir).models).current_directory("bandit")
-        if directory is None:
-            raise ConfigError("--policy current: no bandit model has been saved yet; run `ltrr ingest` after some traffic")
-        return VWPolicy.load(directory, seed=settings.seed)
-    path = Path(spec)
-    if not path.is_dir():
-        raise ConfigError(f"--policy: {spec!r} is not current, uniform, fixed:<plan> or a model directory")
-    return VWPolicy.load(path, seed=settings.seed)
-
-
 def replay_policy(settings: Settings, spec: str, log: Path | None = None) -> ReplayResult:
     log_path = log or Paths(settings.data_dir).events / "events.jsonl"
     if not log_path.exists():
         raise ConfigError(f"--log: {log_path} does not exist; serve some traffic first or pass --log")
     rounds, report = join_rounds(log_path, reward_config(settings))
-    policy = load_policy(spec, settings)
+    policy = policy_for_replay(spec, settings)
     rewards = np.array([r.reward for r in rounds], dtype=float)
     logged_p = np.array([r.decision.probability for r in rounds], dtype=float)
     ips, snips, ess = ips_estimates(rewards, logged_p, target_probabilities(policy, rounds))

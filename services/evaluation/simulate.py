@@ -15,28 +15,26 @@ import queue as queue_module
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from bandit.base import Policy
-from bandit.baselines import FixedPlanPolicy, UniformPolicy
 from contracts import Plan
-from memory_index.local_store import LocalMemoryStore
-from ranker.fusion import FusionRanker
-from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
-from retrievers.lexical_tantivy import TantivyLexicalRetriever
-from retrievers.memory import MemoryRetriever
 from retrievers.understanding import Gazetteer
 from services.evaluation.sim_users import QueryStream, simulate_user
 from services.eventlog import EventLog
 from services.ingest.ingestor import join_rounds
 from services.ingest.jobs import ingest_job
+from services.models import ModelStore
 from services.registry import (
     Paths,
     load_catalog,
-    new_vw_policy,
+    local_store,
+    make_policy,
+    make_ranker,
+    open_retrievers,
     plans_from,
     reward_config,
 )
@@ -71,12 +69,10 @@ def run_specs(settings: Settings, baselines: bool) -> list[RunSpec]:
     return specs
 
 
-def _policy(spec: RunSpec, settings: Settings, seed: int, plans: tuple[Plan, ...]) -> Policy:
-    if spec.policy == "vw":
-        return new_vw_policy(settings, plans, seed=seed)
-    if spec.policy == "uniform":
-        return UniformPolicy(seed=seed)
-    return FixedPlanPolicy(Plan.parse(spec.policy))
+def _run_settings(settings: Settings, spec: RunSpec, run_dir: Path) -> Settings:
+    """The settings of one run: its own data directory and the spec's policy (a plan name means fixed)."""
+    policy = spec.policy if spec.policy in ("vw", "uniform") else f"fixed:{spec.policy}"
+    return settings.model_copy(update={"data_dir": run_dir, "policy": policy})
 
 
 def run_one(
@@ -89,26 +85,21 @@ def run_one(
     embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """One closed-loop run; returns per-query rewards (in query order) and per-kind means."""
-    paths = Paths(settings.data_dir)
     run_dir = settings.data_dir / "simulations" / f"seed{seed}" / spec.name.replace("=", "_")
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    run_settings = settings.model_copy(update={"data_dir": run_dir})
+    run_settings = _run_settings(settings, spec, run_dir)
     entities = load_catalog(settings)
-    memory = LocalMemoryStore()
+    memory = local_store(settings)
     cold_start(memory, entities)
-    retrievers = {
-        "lexical": TantivyLexicalRetriever.open(paths.lexical, popularity_prior=settings.lexical_popularity_prior),
-        "dense": FaissDenseRetriever.open(embedder or Embedder(), paths.dense),
-        "memory": MemoryRetriever(memory),
-    }
-    plans = plans_from(settings)
+    retrievers = open_retrievers(settings, memory, embedder, seed=seed)
+    plans = plans_from(run_settings)
     clock_now = [START_TIME]
     pipeline = Pipeline(
-        retrievers={name: retrievers[name] for name in settings.strategies},
-        policy=_policy(spec, settings, seed, plans),
+        retrievers=retrievers,
+        policy=make_policy(run_settings, plans, seed=seed),
         plans=plans,
-        ranker=FusionRanker(strategies=tuple(settings.strategies)),
+        ranker=make_ranker(run_settings, ModelStore(Paths(run_dir).models)),
         memory=memory,
         gazetteer=Gazetteer.from_entities(entities),
         facts={entity.id: entity_facts(entity) for entity in entities},
@@ -138,7 +129,10 @@ def run_one(
     finally:
         pipeline.close()
         pipeline.event_log.close()
-        retrievers["lexical"].close()
+        for retriever in retrievers.values():
+            close = getattr(retriever, "close", None)
+            if close is not None:
+                close()
     rounds, _ = join_rounds(Paths(run_dir).events / "events.jsonl", reward_config(settings))
     rewards = [r.reward for r in rounds]
     by_kind: dict[str, list[float]] = {}

@@ -6,21 +6,37 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from bandit.base import Policy
 from contracts import ConfigError, Context, Decision
-from memory_index.redis_store import RedisMemoryStore
 from ranker.base import Ranker
 from services.ingest.ingestor import Ingestor, IngestReport
-from services.ingest.training import retrain_ranker
 from services.models import ModelStore
 from services.redis_local import url_file
-from services.registry import Paths, make_policy, make_ranker, plans_from, reward_config
+from services.registry import (
+    Paths,
+    make_policy,
+    make_ranker,
+    plans_from,
+    reachable_redis_store,
+    reward_config,
+)
 from services.search.pipeline import Pipeline
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+def retrain_ranker(
+    settings: Settings, models: ModelStore, rows: Path, current: Callable[[], Ranker], install: Callable[[Ranker], None]
+) -> str:
+    """``training.retrain_ranker``, imported on first use: LightGBM training, ranx and numba stay out of a
+    service process until it has a ranker to train (only the in-process ingest of a service without Redis does)."""
+    from services.ingest.training import retrain_ranker as retrain
+
+    return retrain(settings, models, rows, current, install)
 
 
 @dataclass
@@ -71,17 +87,20 @@ def ingest_job(settings: Settings, pipeline: Pipeline, save_models: bool = True)
 def open_ingest_job(settings: Settings) -> IngestJob:
     """``ltrr ingest``: Redis from LTRR_REDIS_URL or the URL the demo's local redis-server wrote."""
     paths = Paths(settings.data_dir)
-    url = settings.redis_url
-    if url is None and url_file(settings.data_dir).exists():
-        url = url_file(settings.data_dir).read_text().strip()
-    if url is None:
+    if settings.redis_url:
+        memory = reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", "start Redis there or fix the URL")
+    elif url_file(settings.data_dir).exists():
+        memory = reachable_redis_store(
+            settings, url_file(settings.data_dir).read_text().strip(), f"the local redis-server URL in {url_file(settings.data_dir)}",
+            "start `ltrr serve` (it starts that redis-server) or set LTRR_REDIS_URL",
+        )
+    else:
         raise ConfigError(
             "no Redis to ingest into: set LTRR_REDIS_URL, or start `ltrr serve` (it writes the local redis-server's "
             f"URL to {url_file(settings.data_dir)}); without Redis the service ingests in-process by itself"
         )
-    memory = RedisMemoryStore(url)
     models = ModelStore(paths.models)
-    policy_holder = [make_policy(settings, models, plans_from(settings))]
+    policy_holder = [make_policy(settings, plans_from(settings), models)]
     ranker_holder = [make_ranker(settings, models)]
     lock = threading.Lock()
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from bandit.vw_policy import VWPolicy
-from ranker.lambdamart import LambdaMartRanker
 from services.models import ModelStore
+from services.registry import policy_from_directory, ranker_from_directory
 from services.search.pipeline import Pipeline
 from services.settings import Settings
 
@@ -17,9 +16,9 @@ def reload_models(pipeline: Pipeline, models: ModelStore, settings: Settings) ->
     """Swap in the published bandit and ranker when their ``CURRENT`` versions differ from the serving ones."""
     bandit_version = models.current("bandit")
     if settings.policy == "vw" and bandit_version and bandit_version != pipeline.policy.version:
-        pipeline.swap_policy(VWPolicy.load(models.directory("bandit", bandit_version), seed=settings.seed))
+        pipeline.swap_policy(policy_from_directory(models.directory("bandit", bandit_version), settings))
         logger.info("serving bandit policy %s", bandit_version)
     ranker_version = models.current("ranker")
     if ranker_version and ranker_version != pipeline.ranker.version:
-        pipeline.ranker = LambdaMartRanker.load(models.directory("ranker", ranker_version))
+        pipeline.ranker = ranker_from_directory(models.directory("ranker", ranker_version), models)
         logger.info("serving ranker %s", ranker_version)

@@ -14,11 +14,10 @@ from typing import Iterator
 from fastapi import FastAPI
 
 from contracts import LtrrError
-from services.ingest.jobs import ingest_job
-from services.registry import Stack, health, open_stack
 from services.search.api import create_app
 from services.search.pipeline import Pipeline
 from services.search.reload import reload_models
+from services.search.stack import Stack, health, open_stack
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +40,10 @@ def _every(stack: Stack, seconds: float, name: str, work) -> threading.Thread:
 
 def start_background(stack: Stack) -> None:
     if stack.pipeline.memory.backend == "local":
+        from services.ingest.jobs import (
+            ingest_job,  # only a service without Redis learns in-process
+        )
+
         job = ingest_job(stack.settings, stack.pipeline)
         stack.threads.append(_every(stack, stack.settings.ingest_interval_s, "in-process-ingest", job.run))
     elif stack.settings.reload_interval_s > 0:

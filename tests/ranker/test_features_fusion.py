@@ -80,7 +80,7 @@ def test_rrf_score_is_pinned_and_ties_break_by_id():
 
 def test_strategies_must_be_unique_and_non_empty():
     for bad in ((), ("lexical", "lexical")):
-        with pytest.raises(ConfigError, match="LTRR_STRATEGIES"):
+        with pytest.raises(ConfigError, match="^strategies: "):
             build_features(QUERY, CANDIDATES, FACTS, bad)
 
 

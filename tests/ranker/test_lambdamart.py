@@ -109,7 +109,7 @@ def test_load_errors_say_what_to_do(tmp_path):
     with pytest.raises(ArtifactError, match="missing"):
         LambdaMartRanker.load(tmp_path / "none")
     result = train_and_gate(synthetic_groups(30, seed=1), synthetic_groups(10, seed=2), None, tmp_path, seed=0, strategies=STRATEGIES)
-    with pytest.raises(ArtifactError, match="LTRR_STRATEGIES"):
+    with pytest.raises(ArtifactError, match="configured strategies"):
         LambdaMartRanker.load(result.directory, strategies=("lexical", "dense", "memory"))
     manifest_path = result.directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

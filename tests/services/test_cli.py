@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from services.cli import app
 
 SUBCOMMANDS = {
+    "config": "Print every setting",
     "index": "build the lexical (tantivy) and dense (FAISS) indexes",
     "serve": "Start the search service",
     "ingest": "Join feedback to impressions",
@@ -82,3 +83,55 @@ def test_console_script_is_installed():
 
     assert completed.returncode == 0, completed.stderr
     assert "serve" in completed.stdout
+
+
+def _run_ltrr(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
+    clean.update({"COLUMNS": "80", "LTRR_NO_PROGRESS": "1", **env})
+    script = Path(sys.executable).with_name("ltrr")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, env=clean, timeout=180, cwd=tmp_path)
+
+
+def _bad_catalog(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "t1", "type": "track", "title": "ok"}\n{"id": 7, "title": "no type"}\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["index", "--catalog", "bad.jsonl"], {}, "LTRR_CATALOG_PATH (--catalog): "),
+        (["index", "--dense-index", "ivf"], {}, "--dense-index: Input should be 'flat' or 'hnsw'"),
+        (["serve", "--port", "70000"], {}, "--port: Input should be less than or equal to 65535"),
+        (["serve"], {"LTRR_POLICY": "fixed:oops"}, "LTRR_POLICY: cannot parse the plan 'oops'"),
+        (["replay", "--policy", "fixed:garbage", "--log", "log.jsonl"], {}, "--policy: cannot parse the plan 'garbage'"),
+        (["ingest"], {"LTRR_REDIS_URL": "redis://:pw@127.0.0.1:1/0"}, "LTRR_REDIS_URL is set but nothing answers PING"),
+        (["simulate", "--queries", "10"], {"LTRR_BACKEND": "solr"}, "LTRR_BACKEND: Input should be 'embedded' or 'opensearch'"),
+        (["config"], {"LTRR_SEED": "seven"}, "LTRR_SEED: Input should be a valid integer"),
+        (["bench", "retrieval", "--dataset", "nowhere", "--out", "o.json"], {}, "nowhere"),
+    ],
+    ids=["index-bad-catalog", "index-bad-dense", "serve-bad-port", "serve-bad-policy", "replay-bad-policy",
+         "ingest-dead-redis", "simulate-bad-backend", "config-bad-seed", "bench-missing-dataset"],
+)
+def test_bad_input_is_one_line_naming_the_option_and_exit_2(tmp_path, args, env, expected):
+    _bad_catalog(tmp_path)
+    (tmp_path / "log.jsonl").write_text("")
+    completed = _run_ltrr(args, tmp_path, LTRR_DATA_DIR=str(tmp_path / "data"), **env)
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, completed.stderr
+    assert expected in " ".join(completed.stderr.split()), completed.stderr
+    assert "pw@" not in completed.stderr
+
+
+def test_every_subcommand_help_fits_80_columns_without_value_placeholders_on_flags(tmp_path):
+    for args in (["--help"], ["config", "--help"], ["index", "--help"], ["serve", "--help"], ["ingest", "--help"],
+                 ["replay", "--help"], ["simulate", "--help"], ["bench", "--help"], ["bench", "retrieval", "--help"]):
+        completed = _run_ltrr(args, tmp_path)
+        assert completed.returncode == 0, completed.stderr
+        assert "<bool>" not in completed.stdout
+        assert max(len(line) for line in completed.stdout.splitlines()) <= 80, completed.stdout
+    verbose = _run_ltrr(["ingest", "--help"], tmp_path).stdout
+    assert "-v, --verbose" in verbose and "Log what each stage does" in " ".join(verbose.split())

@@ -27,8 +27,6 @@ def test_opensearch_backend_without_url_names_the_missing_setting(settings):
     broken = settings.model_copy(update={"backend": "opensearch", "opensearch_url": None})
     with pytest.raises(ConfigError, match="LTRR_OPENSEARCH_URL"):
         open_retrievers(broken, LocalMemoryStore())
-    with pytest.raises(ConfigError, match="LTRR_BACKEND"):
-        open_retrievers(settings.model_copy(update={"backend": "solr"}), LocalMemoryStore())
 
 
 def test_explore_strategy_is_served_through_the_api(settings, embedder):
@@ -57,3 +55,79 @@ def test_a_saved_ranker_from_an_older_feature_table_says_how_to_serve_fusion_mea
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"retrain the ranker.*delete .*ranker/CURRENT"):
         make_ranker(settings, models)
+
+
+def test_memory_half_life_reaches_every_store_the_registry_builds(settings):
+    from services.ingest.jobs import open_ingest_job
+    from services.registry import local_store, redis_store
+
+    decaying = settings.model_copy(update={"memory_half_life_s": 3600.0})
+    assert local_store(decaying).half_life_s == 3600.0
+    assert redis_store(decaying, decaying.redis_url).half_life_s == 3600.0
+    job = open_ingest_job(decaying)
+    assert job.ingestor.memory.half_life_s == 3600.0, "ltrr ingest with Redis honours LTRR_MEMORY_HALF_LIFE_S"
+
+
+def test_bad_half_life_names_the_setting_not_the_parameter(settings):
+    from services.registry import local_store
+
+    with pytest.raises(ConfigError, match="^LTRR_MEMORY_HALF_LIFE_S: expected a half-life in seconds > 0"):
+        local_store(settings.model_copy(update={"memory_half_life_s": -1.0}))
+
+
+def test_simulator_builds_its_retrievers_through_the_registry(settings, embedder):
+    from services.evaluation.simulate import RunSpec, run_one
+
+    four = settings.model_copy(update={"strategies": ["lexical", "dense", "memory", "explore"], "plan_levels": [0, 20]})
+    result = run_one(four, RunSpec("uniform", "uniform"), queries=40, seed=2, ingest_every=20, embedder=embedder)
+    events = (four.data_dir / "simulations" / "seed2" / "uniform" / "events" / "events.jsonl").read_text().splitlines()
+    impressions = [json.loads(line) for line in events if '"kind":"impression"' in line]
+    assert len(result["rewards"]) == 40 and len(impressions) == 40
+    assert any(event["plan"].get("explore", 0) > 0 for event in impressions), "the explore strategy is drawn from"
+    assert len(impressions[0]["distribution"]) == 2**4 - 1
+    with pytest.raises(ConfigError, match="LTRR_OPENSEARCH_URL"):
+        run_one(settings.model_copy(update={"backend": "opensearch"}), RunSpec("uniform", "uniform"), 5, 2, 5, embedder=embedder)
+
+
+def test_a_fixed_plan_may_omit_strategies_and_use_any_quota(settings, embedder):
+    fixed = settings.model_copy(update={"policy": "fixed:dense=50"})
+    with TestClient(build_app(fixed, embedder=embedder)) as client:
+        assert client.get("/healthz").status_code == 200
+        response = client.post("/search", json={"query": "calm ambient music", "k": 5})
+        assert response.status_code == 200, response.text
+        plan = response.json()["plan"]
+        assert plan["quotas"] == {"dense": 50, "lexical": 0, "memory": 0} and plan["probability"] == 1.0
+        assert len(response.json()["results"]) == 5
+
+
+def test_a_fixed_plan_with_an_unconfigured_strategy_fails_at_start(settings, embedder):
+    from services.search.stack import open_stack
+
+    with pytest.raises(ConfigError, match=r"^LTRR_POLICY: fixed plan uses telepathy, not in LTRR_STRATEGIES"):
+        open_stack(settings.model_copy(update={"policy": "fixed:telepathy=20"}), embedder=embedder)
+
+
+SERVING_IMPORTS = """
+import json, sys
+from fastapi.testclient import TestClient
+from services.search.server import build_app
+from services.settings import Settings
+settings = Settings(data_dir=sys.argv[1], redis_url=sys.argv[2], reload_interval_s=0, start_local_redis=False)
+with TestClient(build_app(settings)) as client:
+    assert client.post("/search", json={"query": "jazz", "k": 3}).status_code == 200
+    body = client.post("/search", json={"query": "jazz", "k": 3}).json()
+    assert client.post("/feedback", json={"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"}).status_code == 200
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in ("ranx", "numba") or name == "ranker.train" or name.startswith("services.ingest") or name.startswith("services.evaluation"))))
+"""
+
+
+def test_the_running_service_never_imports_training_ranx_or_numba(settings):
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", SERVING_IMPORTS, str(settings.data_dir), settings.redis_url],
+        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []

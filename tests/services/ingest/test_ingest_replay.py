@@ -12,7 +12,7 @@ from contracts import Plan
 from memory_index.redis_store import RedisMemoryStore
 from services.evaluation.replay import ips_estimates, replay_policy
 from services.ingest.ingestor import Ingestor
-from services.registry import open_stack
+from services.search.stack import open_stack
 
 CONFIG = RewardConfig(cost_per_candidate=0.002, window_seconds=300.0)
 PLANS = (Plan.of({"lexical": 20, "dense": 0}), Plan.of({"lexical": 0, "dense": 100}))
@@ -134,6 +134,7 @@ def test_replay_recovers_the_value_of_a_fixed_plan_from_uniform_logs(tmp_path, s
 def test_stack_refuses_unreachable_redis_url_with_a_clear_message(settings):
     from contracts import ConfigError
 
-    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    with pytest.raises(ConfigError, match="LTRR_REDIS_URL=redis://127.0.0.1:1/0 is set but unreachable"):
+    broken = settings.model_copy(update={"redis_url": "redis://:hunter2@127.0.0.1:1/0"})
+    with pytest.raises(ConfigError, match="^LTRR_REDIS_URL is set but nothing answers PING there") as error:
         open_stack(broken)
+    assert "hunter2" not in str(error.value)

@@ -1,0 +1,111 @@
+"""Everything the search service opens, built through the registry, and what ``/healthz`` reports of it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from memory_index.base import MemoryStore
+from retrievers.dense_faiss import FaissDenseRetriever
+from retrievers.embedding import Embedder
+from retrievers.understanding import Gazetteer
+from services.eventlog import EventLog
+from services.models import ModelStore
+from services.redis_local import LocalRedis
+from services.registry import (
+    Paths,
+    load_catalog,
+    make_policy,
+    make_ranker,
+    open_memory,
+    open_retrievers,
+    plans_from,
+)
+from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
+from services.search.pipeline import Pipeline
+from services.settings import Settings
+
+
+@dataclass
+class Stack:
+    """Everything a process opened, so it can be closed in one place."""
+
+    settings: Settings
+    pipeline: Pipeline
+    memory_description: str
+    models: ModelStore
+    local_redis: LocalRedis | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.pipeline.close()
+        self.pipeline.event_log.close()
+        if self.local_redis is not None:
+            self.local_redis.stop()
+
+
+def open_stack(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    memory: MemoryStore | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Stack:
+    """Open indexes, the memory store, models and the event log, and compose the pipeline."""
+    paths = Paths(settings.data_dir)
+    changes = CatalogChanges(paths.catalog_changes)
+    entities = changes.apply(load_catalog(settings))
+    plans = plans_from(settings)
+    local_redis = None
+    if memory is None:
+        local_redis = LocalRedis(settings.data_dir) if settings.start_local_redis else None
+        start = local_redis.start if local_redis is not None and local_redis.available else None
+        memory, description = open_memory(settings, start)
+    else:
+        description = f"{memory.backend} store supplied by the caller"
+    cold_start(memory, entities)
+    models = ModelStore(paths.models)
+    event_log = EventLog(paths.events)
+    retrievers = open_retrievers(settings, memory, embedder)
+    dense = retrievers.get("dense")
+    pipeline = Pipeline(
+        retrievers=retrievers,
+        policy=make_policy(settings, plans, models),
+        plans=plans,
+        ranker=make_ranker(settings, models),
+        memory=memory,
+        gazetteer=Gazetteer.from_entities(entities),
+        facts={entity.id: entity_facts(entity) for entity in entities},
+        event_log=event_log,
+        strategies=tuple(settings.strategies),
+        retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
+        known_requests=event_log.request_ids(),
+        catalog_changes=changes,
+        persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
+        **({"clock": clock} if clock is not None else {}),
+    )
+    return Stack(settings, pipeline, description, models, local_redis)
+
+
+def health(stack: Stack) -> dict[str, Any]:
+    pipeline = stack.pipeline
+    backends: dict[str, Any] = {name: retriever.health() for name, retriever in pipeline.retrievers.items()}
+    memory_ok = pipeline.memory.ping()
+    backends["memory_index"] = {
+        "backend": pipeline.memory.backend,
+        "state": "ok" if memory_ok else "unreachable",
+        "description": stack.memory_description,
+    }
+    degraded = pipeline.memory.backend != "redis" or not memory_ok or any(
+        state != "ok" for name, state in backends.items() if name != "memory_index"
+    )
+    return {
+        "status": "degraded" if degraded else "ok",
+        "backends": backends,
+        "models": {"policy": pipeline.policy.version, "ranker": pipeline.ranker.version},
+        "entities": len(pipeline.facts),
+    }
