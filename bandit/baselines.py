@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from contracts import ArtifactError, ConfigError, Context, Decision, Plan
-
-MANIFEST_FILE = "manifest.json"
+from contracts.artifacts import MANIFEST_FILE, read_manifest, write_manifest
 
 
 def _write_manifest(directory: Path, manifest: dict) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    write_manifest(directory, manifest)
 
 
 def _read_manifest(directory: Path, kind: str) -> dict:
-    path = Path(directory) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ArtifactError(f"bandit model: cannot read {path} ({error}); save the policy again") from error
+    manifest = read_manifest(directory, "bandit model", "save the policy again")
     if manifest.get("kind") != kind:
+        path = Path(directory) / MANIFEST_FILE
         raise ArtifactError(f"bandit model: {path} holds kind={manifest.get('kind')!r}, expected {kind!r}; load it with the {manifest.get('kind')!r} policy")
     return manifest
 

@@ -10,8 +10,6 @@ Saved as a directory: ``model.vw`` (the VW regressor, with its options) and ``ma
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from importlib.metadata import version as package_version
@@ -23,12 +21,18 @@ import vowpalwabbit
 
 from bandit.features import encode
 from contracts import ArtifactError, ConfigError, Context, Decision, Plan
+from contracts.artifacts import (
+    MANIFEST_FILE,
+    read_manifest,
+    sha256_of,
+    verify_checksum,
+    write_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 MODEL_FILE = "model.vw"
-MANIFEST_FILE = "manifest.json"
 DEFAULT_ARGS = "--cb_explore_adf --bag 5 --cb_type mtr -q CA --power_t 0 --quiet"
 
 
@@ -121,7 +125,7 @@ class VWPolicy:
         directory.mkdir(parents=True, exist_ok=True)
         model_path = directory / MODEL_FILE
         self._workspace.save(str(model_path))
-        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        digest = sha256_of(model_path)
         self.version = f"vw-{self.n_updates}-{digest[:8]}"
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -136,7 +140,7 @@ class VWPolicy:
             "plans": [plan.name for plan in self.plans],
             "libraries": {"vowpalwabbit": package_version("vowpalwabbit"), "numpy": np.__version__},
         }
-        (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        write_manifest(directory, manifest)
         logger.info("saved bandit policy %s to %s", self.version, directory)
 
     @classmethod
@@ -148,11 +152,8 @@ class VWPolicy:
         """
         directory = Path(directory)
         manifest_path, model_path = directory / MANIFEST_FILE, directory / MODEL_FILE
-        for path in (manifest_path, model_path):
-            if not path.is_file():
-                raise ArtifactError(f"bandit model: {path} is missing; load a directory written by VWPolicy.save, or retrain")
+        manifest = read_manifest(directory, "bandit model", "load a directory written by VWPolicy.save, or retrain", [MODEL_FILE])
         try:
-            manifest = json.loads(manifest_path.read_text())
             version, digest = manifest["version"], manifest["model_sha256"]
             args, epsilon, n_updates = manifest["vw_args"], float(manifest["epsilon"]), int(manifest["n_updates"])
             explore_halflife = int(manifest.get("explore_halflife", 0))
@@ -161,8 +162,7 @@ class VWPolicy:
             raise ArtifactError(f"bandit model: {manifest_path} is not a valid manifest ({error!r}); retrain and save again") from error
         if manifest.get("kind") != "vw" or manifest.get("format") != MANIFEST_FORMAT:
             raise ArtifactError(f"bandit model: {manifest_path} has kind={manifest.get('kind')!r} format={manifest.get('format')!r}, expected kind='vw' format={MANIFEST_FORMAT}; retrain with this version")
-        if hashlib.sha256(model_path.read_bytes()).hexdigest() != digest:
-            raise ArtifactError(f"bandit model: {model_path} does not match the checksum in {manifest_path}; the copy is corrupt or partial, copy the directory again")
+        verify_checksum(model_path, digest, "bandit model")
         saved_vw = manifest.get("libraries", {}).get("vowpalwabbit")
         if saved_vw != package_version("vowpalwabbit"):
             logger.warning("bandit model %s was saved with vowpalwabbit %s, running %s", version, saved_vw, package_version("vowpalwabbit"))

@@ -7,7 +7,6 @@ Directory layout: ``model.txt`` (LightGBM's text format) and ``manifest.json`` w
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -17,12 +16,12 @@ import lightgbm
 import numpy as np
 
 from contracts import ArtifactError, Candidate, EntityFacts, Query, Scored
+from contracts.artifacts import MANIFEST_FILE, read_manifest, verify_checksum
 from ranker.features import build_features, feature_names
 
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.txt"
-MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 
 
@@ -44,11 +43,8 @@ class LambdaMartRanker:
     def load(cls, directory: Path, strategies: Sequence[str] | None = None) -> LambdaMartRanker:
         directory = Path(directory)
         manifest_path, model_path = directory / MANIFEST_FILE, directory / MODEL_FILE
-        for path in (manifest_path, model_path):
-            if not path.is_file():
-                raise ArtifactError(f"ranker model: {path} is missing; load a directory written by ranker training, or use the fusion ranker")
+        manifest = read_manifest(directory, "ranker model", "load a directory written by ranker training, or use the fusion ranker", [MODEL_FILE])
         try:
-            manifest = json.loads(manifest_path.read_text())
             saved_names = tuple(manifest["feature_names"])
             saved_strategies = tuple(manifest["strategies"])
             str(manifest["version"])
@@ -62,6 +58,8 @@ class LambdaMartRanker:
             raise ArtifactError(f"ranker model {manifest['version']}: its features differ from this code's feature table ({', '.join(changed[:5])}); retrain the ranker on newly logged features")
         if strategies is not None and tuple(strategies) != saved_strategies:
             raise ArtifactError(f"ranker model {manifest['version']} was trained for strategies {list(saved_strategies)}, but the configured strategies are {list(strategies)}; retrain, or configure the strategies it was trained with")
+        if "model_sha256" in manifest or manifest.get("format", 0) >= 2:
+            verify_checksum(model_path, manifest.get("model_sha256"), "ranker model")
         try:
             booster = lightgbm.Booster(model_file=str(model_path))
         except lightgbm.basic.LightGBMError as error:

@@ -9,7 +9,6 @@ unless its nDCG@10 is significantly lower (a paired test over the holdout groups
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -25,8 +24,9 @@ import numpy as np
 from ranx import Qrels, Run, evaluate
 
 from contracts import BadRequest, ConfigError
+from contracts.artifacts import replace_directory, sha256_of, write_manifest
 from ranker.features import feature_names, rrf_from_features
-from ranker.lambdamart import MANIFEST_FILE, MANIFEST_FORMAT, MODEL_FILE
+from ranker.lambdamart import MANIFEST_FORMAT, MODEL_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -146,10 +146,8 @@ def save_model(model: lightgbm.LGBMRanker, directory: Path, manifest: dict) -> N
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         model.booster_.save_model(str(staging / MODEL_FILE))
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
+        write_manifest(staging, {**manifest, "model_sha256": sha256_of(staging / MODEL_FILE)})
+        replace_directory(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -25,6 +25,7 @@ from catalog.demo import generate_demo_catalog
 from catalog.io import read_entities, write_entities
 from catalog.schema import CatalogError, Entity
 from contracts import ArtifactError, BackendUnavailable, ConfigError, Plan
+from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
 from memory_index.local_store import LocalMemoryStore
 from memory_index.redis_store import RedisMemoryStore
@@ -33,7 +34,6 @@ from ranker.fusion import FusionRanker
 from ranker.lambdamart import LambdaMartRanker
 from retrievers.base import Retriever
 from retrievers.embedding import Embedder
-from services.models import ModelStore
 from services.settings import Settings, env_name, fixed_plan
 
 logger = logging.getLogger(__name__)

@@ -21,13 +21,13 @@ from typing import Any, Callable
 import numpy as np
 
 from contracts import Plan
+from contracts.artifacts import ModelStore
 from retrievers.embedding import Embedder
 from retrievers.understanding import Gazetteer
 from services.evaluation.sim_users import QueryStream, simulate_user
 from services.eventlog import EventLog
 from services.ingest.ingestor import join_rounds
 from services.ingest.jobs import ingest_job
-from services.models import ModelStore
 from services.registry import (
     Paths,
     load_catalog,

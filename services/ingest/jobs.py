@@ -11,9 +11,9 @@ from typing import Callable
 
 from bandit.base import Policy
 from contracts import ConfigError, Context, Decision
+from contracts.artifacts import ModelStore
 from ranker.base import Ranker
 from services.ingest.ingestor import Ingestor, IngestReport
-from services.models import ModelStore
 from services.redis_local import url_file
 from services.registry import (
     Paths,

@@ -11,11 +11,11 @@ from typing import Callable
 
 import numpy as np
 
+from contracts.artifacts import ModelStore
 from ranker.base import Ranker
 from ranker.features import feature_names
 from ranker.lambdamart import LambdaMartRanker
 from ranker.train import TrainingGroup, train_and_gate
-from services.models import ModelStore
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from services.models import ModelStore
+from contracts.artifacts import ModelStore
 from services.registry import policy_from_directory, ranker_from_directory
 from services.search.pipeline import Pipeline
 from services.settings import Settings

@@ -6,12 +6,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
 from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.understanding import Gazetteer
 from services.eventlog import EventLog
-from services.models import ModelStore
 from services.redis_local import LocalRedis
 from services.registry import (
     Paths,

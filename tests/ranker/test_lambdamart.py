@@ -137,3 +137,14 @@ def test_ndcg_per_group_skips_groups_without_positives():
     per_group = ndcg_at_10_per_group(scores, labels, np.array([2, 3]))
     assert per_group.shape == (1,) and per_group[0] == pytest.approx(1 / math.log2(3))
     assert ndcg_at_10_per_group(scores[:2], np.array([0, 0]), np.array([2])).shape == (0,)
+
+
+def test_a_truncated_model_file_is_an_artifact_error_not_a_crash(tmp_path):
+    result = train_and_gate(synthetic_groups(30, seed=1), synthetic_groups(10, seed=2), None, tmp_path, seed=0, strategies=STRATEGIES)
+    model_file = result.directory / "model.txt"
+    manifest = json.loads((result.directory / "manifest.json").read_text())
+    assert len(manifest["model_sha256"]) == 64
+    LambdaMartRanker.load(result.directory)
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match="does not match the checksum in its manifest; the copy is corrupt or partial"):
+        LambdaMartRanker.load(result.directory)

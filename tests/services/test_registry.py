@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts import ArtifactError, ConfigError
+from contracts.artifacts import ModelStore
 from memory_index.local_store import LocalMemoryStore
 from ranker.features import feature_names
 from ranker.train import TrainingGroup, train_and_gate
-from services.models import ModelStore
 from services.registry import make_ranker, open_retrievers
 from services.search.server import build_app
 
