@@ -27,10 +27,14 @@ system-deps:
 demo: install
 	$(VENV)/bin/ltrr serve --build-if-missing
 
-test: install system-deps
-	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check --select F .
+test: install system-deps lint
 	$(PY) -m pytest -q
+
+# Lint: import-linter contracts (the arrows between packages), ruff (pyflakes, import order, bugbear), mypy.
+lint: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) benchmarks/bench_service.py --out results/bench_service.json

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from contracts import ArtifactError, ConfigError, Context, Decision, Plan
+from contracts import ArtifactError, BadRequest, ConfigError, Context, Decision, Plan
 from contracts.artifacts import MANIFEST_FILE, read_manifest, write_manifest
 
 
@@ -94,5 +94,5 @@ class FixedPlanPolicy:
         manifest = _read_manifest(directory, "fixed")
         try:
             return cls(Plan.parse(manifest["plan"]))
-        except (KeyError, ValueError) as error:
+        except (KeyError, BadRequest) as error:
             raise ArtifactError(f"bandit model: {directory}/{MANIFEST_FILE} has no valid 'plan' ({error!r}); save the policy again") from error

@@ -6,7 +6,7 @@ import itertools
 import re
 from typing import Sequence
 
-from contracts import ConfigError, Plan
+from contracts import BadRequest, ConfigError, Plan
 
 _STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -39,7 +39,7 @@ def plan_space(strategies: Sequence[str], levels: Sequence[int] = (0, 20, 100)) 
     plans = []
     for quotas in itertools.product(sorted_levels, repeat=len(names)):
         if any(quotas):
-            plans.append(Plan(tuple(zip(names, quotas))))
+            plans.append(Plan(tuple(zip(names, quotas, strict=True))))
     return tuple(plans)
 
 
@@ -51,7 +51,7 @@ def parse_plans(names: Sequence[str], setting: str = "plans") -> tuple[Plan, ...
     for name in names:
         try:
             plan = Plan.parse(name)
-        except (ValueError, AttributeError) as error:
+        except BadRequest as error:
             raise ConfigError.about(setting, f"cannot parse plan {name!r}; write it as 'strategy=quota+strategy=quota'") from error
         check_strategies([strategy for strategy, _ in plan.quotas], setting)
         if any(quota < 0 for _, quota in plan.quotas):

@@ -20,7 +20,7 @@ import numpy as np
 import vowpalwabbit
 
 from bandit.features import encode
-from contracts import ArtifactError, ConfigError, Context, Decision, Plan
+from contracts import ArtifactError, BadRequest, ConfigError, Context, Decision, Plan
 from contracts.artifacts import (
     MANIFEST_FILE,
     read_manifest,
@@ -158,7 +158,7 @@ class VWPolicy:
             args, epsilon, n_updates = manifest["vw_args"], float(manifest["epsilon"]), int(manifest["n_updates"])
             explore_halflife = int(manifest.get("explore_halflife", 0))
             plans = tuple(Plan.parse(name) for name in manifest["plans"])
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, BadRequest) as error:
             raise ArtifactError(f"bandit model: {manifest_path} is not a valid manifest ({error!r}); retrain and save again") from error
         if manifest.get("kind") != "vw" or manifest.get("format") != MANIFEST_FORMAT:
             raise ArtifactError(f"bandit model: {manifest_path} has kind={manifest.get('kind')!r} format={manifest.get('format')!r}, expected kind='vw' format={MANIFEST_FORMAT}; retrain with this version")

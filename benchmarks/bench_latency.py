@@ -24,7 +24,9 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from rich.console import Console
@@ -135,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             """Hands the cached entity vectors to ``FaissDenseRetriever.build``."""
             dim, model_name = embedder.dim, MODEL_NAME
 
+            def encode_query(self, text: str) -> np.ndarray:
+                return embedder.encode_query(text)
+
             def encode_documents(self, texts, batch_size=64, progress=None):
                 return vectors
 
@@ -149,18 +154,18 @@ def main(argv: list[str] | None = None) -> int:
             retriever.save()
             entry: dict = {"build_s": round(build_s, 1), "index_mb": directory_mb(root / kind)}
             if kind == "flat":
-                entry.update(percentiles(timed(lambda v: retriever.search_vector(v, args.k), list(query_vectors))))
+                entry.update(percentiles(timed(partial(retriever.search_vector, k=args.k), list(query_vectors))))
                 exact_top = [{h.entity_id for h in retriever.search_vector(v, 100)} for v in query_vectors]
             else:
                 entry["m"] = args.hnsw_m
                 entry["ef_construction"] = retriever.ef_construction
                 entry["ef_search"] = []
-                hnsw = faiss.downcast_index(retriever._index.index).hnsw
+                hnsw = cast(faiss.IndexHNSW, faiss.downcast_index(retriever._index.index)).hnsw
                 for ef in EF_SEARCH:
                     hnsw.efSearch = ef
-                    seconds = timed(lambda v: retriever.search_vector(v, args.k), list(query_vectors))
+                    seconds = timed(partial(retriever.search_vector, k=args.k), list(query_vectors))
                     found = [{h.entity_id for h in retriever.search_vector(v, 100)} for v in query_vectors]
-                    recall = float(np.mean([len(a & b) / max(1, len(b)) for a, b in zip(found, exact_top)]))
+                    recall = float(np.mean([len(a & b) / max(1, len(b)) for a, b in zip(found, exact_top, strict=True)]))
                     entry["ef_search"].append({"ef_search": ef, "recall@100": round(recall, 4), **percentiles(seconds)})
                 good = [row for row in entry["ef_search"] if row["recall@100"] >= RECALL_TARGET]
                 entry["timed_ef_search"] = good[0]["ef_search"] if good else None

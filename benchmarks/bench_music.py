@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from catalog.spotify import load_spotify  # noqa: E402
 from memory_index.local_store import LocalMemoryStore  # noqa: E402
+from retrievers.base import Retriever  # noqa: E402
 from retrievers.dense_faiss import FaissDenseRetriever  # noqa: E402
 from retrievers.embedding import Embedder  # noqa: E402
 from retrievers.lexical_tantivy import TantivyLexicalRetriever  # noqa: E402
@@ -99,7 +100,7 @@ def main() -> None:
         console.print(f"dense index built in {time.perf_counter() - started:.0f} s")
         memory = LocalMemoryStore()
         cold_start(memory, tracks)
-        retrievers = {"lexical": lexical, "dense": dense, "memory": MemoryRetriever(memory)}
+        retrievers: dict[str, Retriever] = {"lexical": lexical, "dense": dense, "memory": MemoryRetriever(memory)}
         gazetteer = Gazetteer.from_entities(tracks)
         recall: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for kind, text, targets in make_queries(tracks, args.per_kind, args.seed):

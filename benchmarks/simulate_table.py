@@ -51,15 +51,15 @@ def plot(results: list[dict], out: Path) -> None:
     axes = list(grid.flat)
     for axis in axes[len(results):]:
         axis.set_visible(False)
-    for axis, result in zip(axes, results):
+    for axis, result in zip(axes, results, strict=False):
         windows = result["windows"]
         x = [(w["start"] + w["end"]) / 2 for w in windows]
         y = [w["reward"] for w in windows]
         band = [2 * w["stderr"] for w in windows]
-        axis.fill_between(x, [a - b for a, b in zip(y, band)], [a + b for a, b in zip(y, band)], alpha=0.2, color="tab:blue")
+        axis.fill_between(x, [a - b for a, b in zip(y, band, strict=True)], [a + b for a, b in zip(y, band, strict=True)], alpha=0.2, color="tab:blue")
         axis.plot(x, y, marker="o", color="tab:blue", label="learned (window ± 2 SE)")
         axis.axhline(result["uniform_random_reward"], color="black", linestyle="--", label="uniform random (run mean)")
-        for (name, value), color in zip(sorted(result.get("fixed_plan_rewards", {}).items()), ("tab:orange", "tab:green", "tab:red", "tab:purple")):
+        for (name, value), color in zip(sorted(result.get("fixed_plan_rewards", {}).items()), ("tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False):
             axis.axhline(value, color=color, linestyle=":", linewidth=1.2, label=name)
         axis.set_title(f"seed {result['seed']}")
         axis.set_xlabel("query")

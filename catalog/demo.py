@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def _date(year: int, month: int, day: int) -> str:
 def _random_dates(rng: np.random.Generator, count: int, first_year: int) -> list[str]:
     years = rng.integers(first_year, LAST_YEAR + 1, size=count)
     months, days = rng.integers(1, 13, size=count), rng.integers(1, 29, size=count)
-    return [_date(int(y), int(m), int(d)) for y, m, d in zip(years, months, days)]
+    return [_date(int(y), int(m), int(d)) for y, m, d in zip(years, months, days, strict=True)]
 
 
 def _article(word: str) -> str:
@@ -201,7 +202,7 @@ def _album_dates(rng: np.random.Generator, album_artist: np.ndarray, artists: li
     return dates
 
 
-def _moods_for(rng: np.random.Generator, genres: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+def _moods_for(rng: np.random.Generator, genres: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """One or two moods per item, 80% from its primary genre's leanings, otherwise from all of MOODS."""
     count = len(genres)
     two, from_genre = rng.random(count) < 0.65, rng.random((count, 2)) < 0.8
@@ -293,7 +294,7 @@ def _playlists(rng: np.random.Generator, count: int) -> list[Entity]:
     suffixes, occasions = _pick(rng, vocab.PLAYLIST_SUFFIXES, count), _pick(rng, vocab.PLAYLIST_OCCASIONS, count)
     activities, decades = _pick(rng, vocab.PLAYLIST_ACTIVITIES, count), _pick(rng, vocab.DECADES, count)
     themes, dates = _pick(rng, THEMES, count), _random_dates(rng, count, 2012)
-    width, seen, playlists = max(4, len(str(count))), Counter(), []
+    width, seen, playlists = max(4, len(str(count))), Counter[str](), []
     for i in range(count):
         genre, mood = genres[i][0], moods[i][0]
         label = _genre_label(genre)
@@ -315,7 +316,7 @@ def _podcasts(rng: np.random.Generator, count: int) -> list[Entity]:
     two_hosts, popularity = rng.random(count) < 0.4, _zipf_weights(rng, count)
     moods, frequencies = _pick(rng, vocab.PODCAST_MOODS, count), _pick(rng, vocab.PODCAST_FREQUENCIES, count)
     formats, dates = _pick(rng, vocab.PODCAST_FORMATS, count), _random_dates(rng, count, 2008)
-    width, seen, podcasts = max(4, len(str(count))), Counter(), []
+    width, seen, podcasts = max(4, len(str(count))), Counter[str](), []
     for i in range(count):
         hosts = [f"{firsts[2 * i + j]} {lasts[2 * i + j]}" for j in range(2 if two_hosts[i] else 1)]
         title = templates[i].format(topic=_topic_label(topics[i]))

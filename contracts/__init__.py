@@ -6,6 +6,7 @@ from contracts.errors import (
     BadRequest,
     ConfigError,
     LtrrError,
+    NotFound,
 )
 from contracts.types import (
     Candidate,
@@ -30,6 +31,7 @@ __all__ = [
     "EntityFacts",
     "Hit",
     "LtrrError",
+    "NotFound",
     "Plan",
     "Query",
     "Scored",

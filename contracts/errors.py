@@ -41,3 +41,7 @@ class BadRequest(LtrrError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class NotFound(BadRequest):
+    """A request names an id (a request, an entity) that does not exist; HTTP 404."""

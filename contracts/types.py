@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from contracts.errors import BadRequest
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -109,10 +111,14 @@ class Plan:
 
     @classmethod
     def parse(cls, name: str) -> Plan:
+        """The plan named ``strategy=quota+strategy=quota``; ``BadRequest`` (field ``plan``) otherwise."""
         quota_by_strategy: dict[str, int] = {}
-        for part in name.split("+"):
+        for part in str(name).split("+"):
             strategy, _, quota = part.partition("=")
-            quota_by_strategy[strategy.strip()] = int(quota)
+            try:
+                quota_by_strategy[strategy.strip()] = int(quota)
+            except ValueError:
+                raise BadRequest("plan", f"cannot parse {name!r}; write it as strategy=quota+strategy=quota, e.g. dense=100+lexical=20") from None
         return cls.of(quota_by_strategy)
 
     def as_dict(self) -> dict[str, int]:

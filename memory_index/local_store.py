@@ -69,16 +69,18 @@ class LocalMemoryStore:
             pairs = self._pairs_by_query.setdefault(query, {})
             for entity_id in entity_ids:
                 counts = pairs.get(entity_id)
-                if counts is None or counts.last_update is None:
+                last_update = None if counts is None else counts.last_update
+                if counts is None or last_update is None:
                     counts = pairs[entity_id] = _PairCounts(0.0, 0.0, 0.0, now)
+                    last_update = now
                 click = 1.0 if entity_id in clicked_set else 0.0
-                if now >= counts.last_update:
-                    kept = decay_factor(now - counts.last_update, self.half_life_s)
+                if now >= last_update:
+                    kept = decay_factor(now - last_update, self.half_life_s)
                     counts.impressions = counts.impressions * kept + 1.0
                     counts.clicks = counts.clicks * kept + click
                     counts.last_update = now
                 else:  # an older event arrives late: add it as decayed to last_update
-                    weight = decay_factor(counts.last_update - now, self.half_life_s)
+                    weight = decay_factor(last_update - now, self.half_life_s)
                     counts.impressions += weight
                     counts.clicks += click * weight
                 counts.score = observed_score(counts.impressions, counts.clicks, self.alpha, self.prior)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, cast
 
 import redis
 
@@ -211,11 +211,12 @@ class RedisMemoryStore:
         if n <= 0:
             return []
         with self._unavailable_as_error():
-            ranked = self._client.zrevrange(self._scores_key(query), 0, n - 1, withscores=True)
+            # decode_responses=True and withscores=True: (member, score) pairs, which the stub cannot express
+            ranked = cast("list[tuple[str, float]]", self._client.zrevrange(self._scores_key(query), 0, n - 1, withscores=True))
         counts = self.history(query, [entity_id for entity_id, _ in ranked])
         return [
             EntityStat(entity_id, impressions, clicks, float(score), predicted=score < 1.0)
-            for (entity_id, score), (impressions, clicks) in zip(ranked, counts)
+            for (entity_id, score), (impressions, clicks) in zip(ranked, counts, strict=True)
         ]
 
     def count(self, query: str) -> int:
@@ -233,7 +234,7 @@ class RedisMemoryStore:
                 reading.smembers(self._entity_key(entity_id))
             queries_per_entity = reading.execute()
             writing = self._client.pipeline(transaction=True)
-            for entity_id, queries in zip(entity_ids, queries_per_entity):
+            for entity_id, queries in zip(entity_ids, queries_per_entity, strict=True):
                 for query in queries:
                     writing.zrem(self._scores_key(query), entity_id)
                     writing.hdel(self._counts_key(query), f"i:{entity_id}", f"c:{entity_id}", f"t:{entity_id}")

@@ -35,7 +35,7 @@ class FusionRanker:
         matrix = build_features(query, candidates, facts, self.strategies)
         scored = [
             Scored(candidate.entity_id, self.fusion_score(candidate), tuple(row.tolist()))
-            for candidate, row in zip(candidates, matrix)
+            for candidate, row in zip(candidates, matrix, strict=True)
         ]
         scored.sort(key=lambda item: (-item.score, item.entity_id))
         return scored

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import lightgbm
 import numpy as np
@@ -32,12 +32,12 @@ class LambdaMartRanker:
     serves; a model trained on other strategies raises ``ArtifactError``.
     """
 
-    def __init__(self, booster: lightgbm.Booster, manifest: Mapping[str, object]) -> None:
+    def __init__(self, booster: lightgbm.Booster, manifest: Mapping[str, Any]) -> None:
         self._booster = booster
         self.manifest = dict(manifest)
         self.version = str(manifest["version"])
-        self.strategies = tuple(manifest["strategies"])  # type: ignore[arg-type]
-        self.feature_names = tuple(manifest["feature_names"])  # type: ignore[arg-type]
+        self.strategies: tuple[str, ...] = tuple(manifest["strategies"])
+        self.feature_names: tuple[str, ...] = tuple(manifest["feature_names"])
 
     @classmethod
     def load(cls, directory: Path, strategies: Sequence[str] | None = None) -> LambdaMartRanker:
@@ -82,7 +82,7 @@ class LambdaMartRanker:
         scores = self.score_features(matrix)
         scored = [
             Scored(candidate.entity_id, float(score), tuple(row.tolist()))
-            for candidate, score, row in zip(candidates, scores, matrix)
+            for candidate, score, row in zip(candidates, scores, matrix, strict=True)
         ]
         scored.sort(key=lambda item: (-item.score, item.entity_id))
         return scored

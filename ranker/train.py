@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Callable, Sequence
@@ -81,13 +82,12 @@ def fit(features: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, seed:
     oversubscribes a container (10x slower on a 2-CPU cgroup). ``overrides`` replace any parameter."""
     if int(np.sum(group_sizes)) != len(labels) or len(features) != len(labels):
         raise BadRequest("group_sizes", f"sizes sum to {int(np.sum(group_sizes))} but there are {len(labels)} labels and {len(features)} rows")
-    params: dict[str, object] = dict(
+    model = lightgbm.LGBMRanker(
         objective="lambdarank", n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=5,
         random_state=seed, deterministic=True, force_row_wise=True, verbose=-1,
         n_jobs=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
     )
-    params.update(overrides)
-    model = lightgbm.LGBMRanker(**params)
+    model.set_params(**overrides)
     model.fit(features, labels, group=group_sizes)
     return model
 
@@ -184,14 +184,14 @@ def train_and_gate(
     new_per_group = ndcg_at_10_per_group(new_scores, y_holdout, sizes_holdout)
     current_per_group = ndcg_at_10_per_group(current_scores, y_holdout, sizes_holdout)
     new_ndcg, current_ndcg = _mean_or_nan(new_per_group), _mean_or_nan(current_per_group)
-    common = dict(version=version, new_ndcg=new_ndcg, current_ndcg=current_ndcg, n_train=len(sizes_train), n_holdout=len(sizes_holdout))
+    gate_result = partial(GateResult, version=version, new_ndcg=new_ndcg, current_ndcg=current_ndcg, n_train=len(sizes_train), n_holdout=len(sizes_holdout))
     if np.isnan(new_ndcg):
         logger.warning("ranker gate: holdout has no positive labels, model %s not promoted", version)
-        return GateResult(accepted=False, reason="holdout has no engaged candidates; log more feedback", **common)
+        return gate_result(accepted=False, reason="holdout has no engaged candidates; log more feedback")
     z = paired_z(new_per_group, current_per_group)
     if z < -GATE_MAX_WORSE_Z:
         logger.info("ranker gate: %s nDCG@10 %.4f < current %s %.4f (paired z %.2f), rejected", version, new_ndcg, current_version, current_ndcg, z)
-        return GateResult(accepted=False, reason=f"nDCG@10 {new_ndcg:.4f} significantly below current {current_ndcg:.4f} (paired z {z:.2f} < -{GATE_MAX_WORSE_Z})", **common)
+        return gate_result(accepted=False, reason=f"nDCG@10 {new_ndcg:.4f} significantly below current {current_ndcg:.4f} (paired z {z:.2f} < -{GATE_MAX_WORSE_Z})")
     all_groups = list(train_groups) + list(holdout_groups)
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -212,4 +212,4 @@ def train_and_gate(
     directory = Path(out_dir) / version
     save_model(model, directory, manifest)
     logger.info("ranker gate: %s nDCG@10 %.4f >= current %s %.4f, saved to %s", version, new_ndcg, current_version, current_ndcg, directory)
-    return GateResult(accepted=True, reason=f"not significantly worse than current (paired z {z:.2f})", directory=directory, **common)
+    return gate_result(accepted=True, reason=f"not significantly worse than current (paired z {z:.2f})", directory=directory)

@@ -22,7 +22,7 @@ import numpy as np
 
 from catalog.schema import Entity
 from contracts import ArtifactError, ConfigError, Hit, Query
-from retrievers.embedding import Embedder, entity_text, query_vector
+from retrievers.embedding import TextEncoder, entity_text, query_vector
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class FaissDenseRetriever:
 
     name = "dense"
 
-    def __init__(self, embedder: Embedder, index_dir: Path | str, kind: str = "flat",
+    def __init__(self, embedder: TextEncoder, index_dir: Path | str, kind: str = "flat",
                  hnsw_m: int = 32, ef_search: int = 128, ef_construction: int = 200) -> None:
         if kind not in KINDS:
             raise ConfigError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
@@ -97,7 +97,7 @@ class FaissDenseRetriever:
         int_ids = np.arange(self._next_id, self._next_id + len(entities), dtype=np.int64)
         self._next_id += len(entities)
         self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), int_ids)
-        for int_id, entity in zip(int_ids.tolist(), entities):
+        for int_id, entity in zip(int_ids.tolist(), entities, strict=True):
             self._entity_by_int[int_id] = entity.id
             self._int_by_entity[entity.id] = int_id
 
@@ -146,7 +146,7 @@ class FaissDenseRetriever:
             scores, int_ids = self._index.search(vector, fetch)
             entity_by_int = self._entity_by_int
             hits: list[Hit] = []
-            for score, int_id in zip(scores[0].tolist(), int_ids[0].tolist()):
+            for score, int_id in zip(scores[0].tolist(), int_ids[0].tolist(), strict=True):
                 entity_id = entity_by_int.get(int_id)
                 if entity_id is None:  # -1 padding or a tombstone
                     continue
@@ -191,7 +191,7 @@ class FaissDenseRetriever:
         logger.info("dense index saved to %s (%d entities)", self.index_dir, manifest["count"])
 
     @classmethod
-    def open(cls, embedder: Embedder, index_dir: Path | str, ef_search: int = 128) -> FaissDenseRetriever:
+    def open(cls, embedder: TextEncoder, index_dir: Path | str, ef_search: int = 128) -> FaissDenseRetriever:
         """Load what ``save`` wrote; ``ArtifactError`` when missing or built for another model/dimension."""
         index_dir = Path(index_dir)
         paths = [index_dir / name for name in ("manifest.json", "ids.json", "index.faiss")]

@@ -114,7 +114,7 @@ class OpenSearchDenseRetriever:
                 progress(start + len(chunk))
 
     def _actions(self, entities: Sequence[Entity], vectors: np.ndarray) -> Iterator[dict[str, Any]]:
-        for entity, vector in zip(entities, vectors):
+        for entity, vector in zip(entities, vectors, strict=True):
             source = {"id": entity.id, "type": entity.type, VECTOR_FIELD: self._vector(vector)}
             yield {"_op_type": "index", "_index": self.index, "_id": entity.id, "_source": source}
 

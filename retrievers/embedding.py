@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -39,7 +39,19 @@ def entity_text(entity: Entity) -> str:
     return ". ".join(p for p in parts if p)
 
 
-def query_vector(embedder: Embedder, query: Query) -> np.ndarray | None:
+class TextEncoder(Protocol):
+    """What dense retrieval needs of an ``Embedder``: met by it and by stand-ins serving cached vectors."""
+
+    dim: int
+
+    def encode_query(self, text: str) -> np.ndarray: ...
+
+    def encode_documents(
+        self, texts: Sequence[str], batch_size: int = 64, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
+
+
+def query_vector(embedder: TextEncoder, query: Query) -> np.ndarray | None:
     """The (cached) embedding of ``query``'s normalized text, or ``None`` when nothing searchable is left."""
     text = query.normalized or normalize_query(query.text)
     return embedder.encode_query(text) if text else None

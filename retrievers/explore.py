@@ -53,7 +53,7 @@ class ExploreRetriever:
             return []
         exposures = self.store.exposure([hit.entity_id for hit in neighbours])
         scored = sorted(
-            ((hit.score / (1.0 + impressions), hit.score, hit.entity_id) for hit, impressions in zip(neighbours, exposures)),
+            ((hit.score / (1.0 + impressions), hit.score, hit.entity_id) for hit, impressions in zip(neighbours, exposures, strict=True)),
             key=lambda item: (-item[0], -item[1], item[2]),
         )
         return [Hit(entity_id=entity_id, score=score, rank=rank)

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from bandit.vw_policy import DEFAULT_ARGS as DEFAULT_VW_ARGS
-from contracts import ConfigError, Plan
+from contracts import BadRequest, ConfigError, Plan
 from contracts.events import Engagement
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,13 @@ def env_name(field_name: str) -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Where indexes, models, the event log and local Redis live.")
-    catalog_path: Path | None = Field(None, description="JSONL catalog to index; default: the generated demo catalog.")
-    demo_size: int = Field(20_000, ge=100, description="Entities in the generated demo catalog.")
-    demo_seed: int = Field(7, description="Seed of the generated demo catalog.")
+    data_dir: Path = Field(default=Path("data"), description="Where indexes, models, the event log and local Redis live.")
+    catalog_path: Path | None = Field(default=None, description="JSONL catalog to index; default: the generated demo catalog.")
+    demo_size: int = Field(default=20_000, ge=100, description="Entities in the generated demo catalog.")
+    demo_seed: int = Field(default=7, description="Seed of the generated demo catalog.")
 
-    redis_url: str | None = Field(None, description="Redis for the memory index; unset: start a local redis-server.")
-    start_local_redis: bool = Field(True, description="When no LTRR_REDIS_URL: start redis-server if installed.")
+    redis_url: str | None = Field(default=None, description="Redis for the memory index; unset: start a local redis-server.")
+    start_local_redis: bool = Field(default=True, description="When no LTRR_REDIS_URL: start redis-server if installed.")
 
     strategies: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["lexical", "dense", "memory"], description="Retrievers the bandit chooses among."
@@ -60,41 +60,41 @@ class Settings(BaseSettings):
     plans: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Explicit plan list like 'dense=20+lexical=0+memory=0'; empty: all combinations."
     )
-    dense_index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index kind: flat (exact) or hnsw.")
+    dense_index: Literal["flat", "hnsw"] = Field(default="flat", description="FAISS index kind: flat (exact) or hnsw.")
     backend: Literal["embedded", "opensearch"] = Field(
-        "embedded", description="Lexical and dense backend: embedded (tantivy + FAISS) or opensearch."
+        default="embedded", description="Lexical and dense backend: embedded (tantivy + FAISS) or opensearch."
     )
-    opensearch_url: str | None = Field(None, description="OpenSearch for backend=opensearch, e.g. http://localhost:9200.")
+    opensearch_url: str | None = Field(default=None, description="OpenSearch for backend=opensearch, e.g. http://localhost:9200.")
     lexical_popularity_prior: float = Field(
-        0.0, ge=0.0, description="Weight of the lexical popularity prior (0: off); the more popular of two equal-text entities ranks first."
+        default=0.0, ge=0.0, description="Weight of the lexical popularity prior (0: off); the more popular of two equal-text entities ranks first."
     )
-    memory_half_life_s: float | None = Field(None, gt=0.0, description="Half-life of memory-index counts; unset: no decay.")
+    memory_half_life_s: float | None = Field(default=None, gt=0.0, description="Half-life of memory-index counts; unset: no decay.")
 
-    click_weight: float = Field(1.0, ge=0.0, description="Reward of a click.")
-    favorite_weight: float = Field(2.0, ge=0.0, description="Reward of a favorite.")
-    play_weight: float = Field(3.0, ge=0.0, description="Reward of a play.")
-    cost_per_candidate: float = Field(0.002, ge=0.0, description="Reward cost of each candidate a plan draws.")
-    attribution_window_s: float = Field(300.0, gt=0.0, description="Feedback later than this after an impression earns nothing.")
+    click_weight: float = Field(default=1.0, ge=0.0, description="Reward of a click.")
+    favorite_weight: float = Field(default=2.0, ge=0.0, description="Reward of a favorite.")
+    play_weight: float = Field(default=3.0, ge=0.0, description="Reward of a play.")
+    cost_per_candidate: float = Field(default=0.002, ge=0.0, description="Reward cost of each candidate a plan draws.")
+    attribution_window_s: float = Field(default=300.0, gt=0.0, description="Feedback later than this after an impression earns nothing.")
 
-    encoder_threads: int = Field(1, ge=1, description="Torch threads the service uses to encode queries.")
-    retriever_timeout_ms: float = Field(250.0, gt=0.0, description="A retriever slower than this is skipped for the request.")
-    bandit_epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
+    encoder_threads: int = Field(default=1, ge=1, description="Torch threads the service uses to encode queries.")
+    retriever_timeout_ms: float = Field(default=250.0, gt=0.0, description="A retriever slower than this is skipped for the request.")
+    bandit_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_explore_halflife: int = Field(
-        1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
+        default=1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
     )
-    bandit_vw_args: str = Field(DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed).")
-    seed: int = Field(0, description="Seed of the policy's and the explore strategy's random draws.")
-    policy: str = Field("vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
+    bandit_vw_args: str = Field(default=DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed).")
+    seed: int = Field(default=0, description="Seed of the policy's and the explore strategy's random draws.")
+    policy: str = Field(default="vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
 
-    ranker_min_new_impressions: int = Field(200, ge=1, description="Engaged impressions needed before a retrain.")
-    ranker_holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Newest share of rows held out to gate a retrained ranker.")
-    ingest_interval_s: float = Field(5.0, gt=0.0, description="In-process ingestion period when no Redis is available.")
-    reload_interval_s: float = Field(2.0, ge=0.0, description="How often the service checks for new model versions (0: never).")
+    ranker_min_new_impressions: int = Field(default=200, ge=1, description="Engaged impressions needed before a retrain.")
+    ranker_holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Newest share of rows held out to gate a retrained ranker.")
+    ingest_interval_s: float = Field(default=5.0, gt=0.0, description="In-process ingestion period when no Redis is available.")
+    reload_interval_s: float = Field(default=2.0, ge=0.0, description="How often the service checks for new model versions (0: never).")
 
-    api_key: str | None = Field(None, description="When set, entity writes need the X-API-Key header.")
-    host: str = Field("127.0.0.1", description="Address `ltrr serve` binds.")
-    port: int = Field(8000, ge=1, le=65535, description="Port `ltrr serve` listens on.")
-    no_progress: bool = Field(False, description="Hide progress bars (progress still goes to the log as lines).")
+    api_key: str | None = Field(default=None, description="When set, entity writes need the X-API-Key header.")
+    host: str = Field(default="127.0.0.1", description="Address `ltrr serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `ltrr serve` listens on.")
+    no_progress: bool = Field(default=False, description="Hide progress bars (progress still goes to the log as lines).")
 
     @field_validator("strategies", "plans", mode="before")
     @classmethod
@@ -130,14 +130,14 @@ def fixed_plan(policy: str) -> Plan:
     text = policy.removeprefix("fixed:")
     try:
         plan = Plan.parse(text)
-    except ValueError:
+    except BadRequest:
         raise ValueError(f"cannot parse the plan {text!r}; write it as fixed:strategy=quota+strategy=quota, e.g. fixed:dense=100") from None
     if any(quota < 0 for _, quota in plan.quotas) or plan.total <= 0:
         raise ValueError(f"the plan {text!r} draws no candidates; give at least one strategy a quota > 0")
     return plan
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
     """Settings from the environment with ``overrides`` (command-line options) on top.
 
     Raises ``ConfigError`` naming the ``LTRR_`` variable (or the option), the bad value and what is allowed."""

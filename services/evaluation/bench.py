@@ -29,7 +29,7 @@ def retrieval_table(report: RetrievalBenchmark) -> Table:
         table.add_row(result.name, f"{result.ndcg_at_10:.4f}", f"{result.recall_at_100:.4f}", f"{result.mrr_at_10:.4f}",
                       f"{result.p50_ms:.2f}", f"{result.p99_ms:.2f}")
     table.add_row(f"union (mean size {report.union_size:.1f})", "", f"{report.union_recall_at_100:.4f}", "", "", "")
-    for name, reason in report.absent:
+    for name, _reason in report.absent:
         table.add_row(name, "absent", "", "", "", "", style="dim")
     return table
 

@@ -253,7 +253,7 @@ def run_retrieval_benchmark(
     for query_id in query_ids:
         ordered = sorted(fused_dict.get(query_id, {}).items(), key=lambda item: (-item[1], item[0]))[:k]
         runs["rrf"][query_id] = {doc_id: score for doc_id, score in ordered}
-    latency_ms["rrf"] = [lex + den + fuse_ms_per_query for lex, den in zip(latency_ms["lexical"], latency_ms["dense"])]
+    latency_ms["rrf"] = [lex + den + fuse_ms_per_query for lex, den in zip(latency_ms["lexical"], latency_ms["dense"], strict=True)]
 
     qrels = Qrels({query_id: dict(judged) for query_id, judged in collection.qrels.items()})
     strategies = []

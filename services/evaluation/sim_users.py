@@ -127,9 +127,9 @@ class QueryStream:
         if kind == "topic":
             mood, genre = self.topics[int(rng.integers(len(self.topics)))]
             # Half the listeners use the catalog's own mood word, half a synonym the catalog never contains.
-            words = (mood,) if rng.random() < 0.5 else MOOD_SYNONYMS[mood]
+            mood_words = (mood,) if rng.random() < 0.5 else MOOD_SYNONYMS[mood]
             template = TOPIC_TEMPLATES[int(rng.integers(len(TOPIC_TEMPLATES)))]
-            text = template.format(mood=words[int(rng.integers(len(words)))], genre=genre)
+            text = template.format(mood=mood_words[int(rng.integers(len(mood_words)))], genre=genre)
             return Intent(kind, text, frozenset(self.by_mood_genre[(mood, genre)]), user_id, session_id)
         text, targets = self.head[int(rng.choice(len(self.head), p=self.head_weights))]
         return Intent("head", text, targets, user_id, session_id)

@@ -138,7 +138,7 @@ def run_one(
     by_kind: dict[str, list[float]] = {}
     plan_by_kind: dict[str, dict[str, int]] = {}
     tail = max(0, len(rounds) - WINDOW)
-    for position, (kind, logged) in enumerate(zip(kinds, rounds)):
+    for position, (kind, logged) in enumerate(zip(kinds, rounds, strict=True)):
         by_kind.setdefault(kind, []).append(logged.reward)
         if position >= tail:
             counts = plan_by_kind.setdefault(kind, {})

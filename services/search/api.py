@@ -9,11 +9,15 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
 
+import fastapi_offline
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,7 +31,7 @@ from pydantic import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.schema import Entity
-from contracts import BadRequest, LtrrError
+from contracts import BadRequest, LtrrError, NotFound
 from services.search.pipeline import MAX_K, MAX_QUERY_CHARS, Pipeline, SearchOutcome
 
 logger = logging.getLogger(__name__)
@@ -192,7 +196,7 @@ def search_response(outcome: SearchOutcome) -> SearchResponse:
             quotas=decision.plan.as_dict(),
             name=decision.plan.name,
             probability=decision.probability,
-            distribution={plan.name: p for plan, p in zip(decision.plans, decision.distribution)},
+            distribution={plan.name: p for plan, p in zip(decision.plans, decision.distribution, strict=True)},
             policy_version=decision.policy_version,
             skipped=dict(outcome.skipped),
         ),
@@ -227,6 +231,9 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
 class Unauthorized(Exception):
     pass
 
@@ -247,7 +254,21 @@ def create_app(
         version="0.1.0",
         summary="Learning to rank and retrieve: a bandit picks the retrievers, LambdaMART ranks their union.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    # Swagger UI 5 (it reads OpenAPI 3.1) from the installed fastapi-offline package, not a CDN: /docs works offline.
+    app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="ltrr API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -260,7 +281,7 @@ def create_app(
 
     @app.exception_handler(BadRequest)
     async def _bad_request(request: Request, exc: BadRequest) -> JSONResponse:
-        status = 404 if exc.field in ("request_id", "id") else 422
+        status = 404 if isinstance(exc, NotFound) else 422
         return _error(status, "invalid request", [ErrorDetail(field=exc.field, message=exc.message)])
 
     @app.exception_handler(LtrrError)
@@ -318,7 +339,7 @@ def create_app(
         """Remove an entity from every strategy."""
         check_key(x_api_key)
         if not request.app.state.pipeline.delete([entity_id]):
-            raise BadRequest("id", f"unknown entity {entity_id[:64]!r}")
+            raise NotFound("id", f"unknown entity {entity_id[:64]!r}")
         return DeleteResponse(deleted=entity_id)
 
     @app.get("/healthz")

@@ -24,6 +24,7 @@ from contracts import (
     Decision,
     EntityFacts,
     Hit,
+    NotFound,
     Plan,
     Query,
     Scored,
@@ -204,10 +205,10 @@ class Pipeline:
         timestamp: float | None = None,
     ) -> str:
         if request_id not in self.known_requests:
-            raise BadRequest("request_id", f"unknown request_id {request_id[:64]!r}; use the request_id /search returned")
+            raise NotFound("request_id", f"unknown request_id {request_id[:64]!r}; use the request_id /search returned")
         engagement = Engagement.parse(event)
         if entity_id not in self.facts:
-            raise BadRequest("entity_id", f"unknown entity {entity_id[:64]!r}")
+            raise NotFound("entity_id", f"unknown entity {entity_id[:64]!r}")
         if position is not None and position < 1:
             raise BadRequest("position", f"must be >= 1 (1 is the top result), got {position}")
         event_id = new_id()
@@ -278,7 +279,7 @@ def union(
             provenance.setdefault(hit.entity_id, {})[name] = hit
     ids = list(provenance)
     counts = history(ids) if history is not None and ids else [(0.0, 0.0)] * len(ids)
-    return [Candidate(entity_id, provenance[entity_id], *count) for entity_id, count in zip(ids, counts)]
+    return [Candidate(entity_id, provenance[entity_id], *count) for entity_id, count in zip(ids, counts, strict=True)]
 
 
 def impression_event(
@@ -309,14 +310,14 @@ def impression_event(
         context=dict(context),
         plan=decision.plan,
         probability=decision.probability,
-        distribution=tuple((plan.name, round(p, 6)) for plan, p in zip(decision.plans, decision.distribution)),
+        distribution=tuple((plan.name, round(p, 6)) for plan, p in zip(decision.plans, decision.distribution, strict=True)),
         candidates=tuple(
             LoggedCandidate(
                 entity_id=scored.entity_id,
                 sources={name: (round(hit.score, 5), hit.rank) for name, hit in provenance[scored.entity_id].items()},
                 features=tuple(row),
             )
-            for scored, row in zip(ranked, features)
+            for scored, row in zip(ranked, features, strict=True)
         ),
         page=tuple(PageItem(scored.entity_id, position) for position, scored in enumerate(page, 1)),
         model_versions=dict(versions),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -86,7 +87,7 @@ def open_stack(
         known_requests=event_log.request_ids(),
         catalog_changes=changes,
         persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
-        **({"clock": clock} if clock is not None else {}),
+        clock=time.time if clock is None else clock,
     )
     return Stack(settings, pipeline, description, models, local_redis)
 

@@ -23,7 +23,7 @@ def test_same_seed_gives_identical_output():
 def test_different_seed_differs():
     first, second = generate_demo_catalog(size=400, seed=7), generate_demo_catalog(size=400, seed=8)
     assert [e.id for e in first] == [e.id for e in second]
-    assert sum(a != b for a, b in zip(first, second)) > 300
+    assert sum(a != b for a, b in zip(first, second, strict=True)) > 300
 
 
 def test_default_arguments_are_size_20000_seed_7(catalog_20k):

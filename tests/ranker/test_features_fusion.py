@@ -38,17 +38,17 @@ def test_feature_width_and_names():
 
 
 def test_feature_values():
-    row = dict(zip(feature_names(STRATEGIES), build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)[0]))
+    row = dict(zip(feature_names(STRATEGIES), build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)[0], strict=True))
     assert (row["lexical:found"], row["lexical:score"], row["lexical:inverse_rank"]) == (1.0, 12.0, 1 / 3)
     assert (row["dense:found"], row["dense:inverse_rank"], row["memory:found"]) == (1.0, 1.0, 0.0)
     assert row["n_strategies_found"] == 2.0
     assert (row["popularity"], row["type:track"], row["type:artist"]) == (0.9, 1.0, 0.0)
     assert (row["title_exact_match"], row["title_token_overlap"], row["artist_token_overlap"]) == (1.0, 1.0, 0.0)
     assert row["query_token_count"] == 2.0
-    t3 = dict(zip(feature_names(STRATEGIES), build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)[2]))
+    t3 = dict(zip(feature_names(STRATEGIES), build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)[2], strict=True))
     assert t3["n_strategies_found"] == 1.0  # "explore" is not among the strategies
     assert (t3["title_exact_match"], t3["title_token_overlap"], t3["artist_token_overlap"]) == (0.0, 0.5, 0.5)
-    t2 = dict(zip(feature_names(STRATEGIES), build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)[1]))
+    t2 = dict(zip(feature_names(STRATEGIES), build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)[1], strict=True))
     assert t2["tags_token_overlap"] == 0.5 and t2["type:playlist"] == 1.0
     t4 = build_features(QUERY, CANDIDATES, FACTS, STRATEGIES)[3]  # no facts: entity columns are zero
     assert t4[feature_names(STRATEGIES).index("popularity")] == 0.0
@@ -58,7 +58,7 @@ def test_history_features_carry_the_candidates_counts_for_this_query():
     shown = [Candidate("t1", {"lexical": Hit("t1", 12.0, 1)}, impressions=4.0, clicks=1.0), CANDIDATES[1]]
     names = feature_names(STRATEGIES)
     matrix = build_features(QUERY, shown, FACTS, STRATEGIES)
-    t1, t2 = (dict(zip(names, row)) for row in matrix)
+    t1, t2 = (dict(zip(names, row, strict=True)) for row in matrix)
     assert (t1["history:impressions"], t1["history:clicks"], t1["history:ctr"]) == (4.0, 1.0, 0.2)
     assert (t2["history:impressions"], t2["history:clicks"], t2["history:ctr"]) == (0.0, 0.0, 0.0)
     assert names[-3:] == ("history:impressions", "history:clicks", "history:ctr")
@@ -104,5 +104,5 @@ def test_slot_features_say_which_recognized_slots_a_candidate_matches():
 
 def test_an_artist_entity_matches_its_own_artist_slot():
     query = Query(text="jude", normalized="jude", slots=(Slot("artist", "Jude", "jude"),))
-    row = dict(zip(feature_names(STRATEGIES), build_features(query, CANDIDATES, FACTS, STRATEGIES)[2]))
+    row = dict(zip(feature_names(STRATEGIES), build_features(query, CANDIDATES, FACTS, STRATEGIES)[2], strict=True))
     assert row["slot:artist_match"] == 1.0

@@ -111,3 +111,28 @@ def test_search_click_is_logged_with_its_request_id(settings, embedder, small_ca
         if event["kind"] == "feedback" and event["request_id"] == request_id and event["entity_id"] == clicked_id
     ]
     assert [(click["event"], click["position"], click["event_id"]) for click in clicks] == [("click", 1, event_id)]
+
+
+def test_api_docs_render_without_internet(settings, embedder):
+    """/docs loads Swagger UI from this service only; any request elsewhere is refused and counted."""
+    sync_playwright = _sync_playwright()
+    with running_service(settings, embedder) as base_url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            outside: list[str] = []
+
+            def only_local(route) -> None:
+                if route.request.url.startswith(base_url):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_local)
+            page.goto(f"{base_url}/docs", timeout=TIMEOUT_MS)
+            page.locator(".swagger-ui .info .title", has_text="ltrr").wait_for(timeout=TIMEOUT_MS)
+            page.locator(".opblock-summary-path", has_text="/search").first.wait_for(timeout=TIMEOUT_MS)
+        finally:
+            browser.close()
+    assert outside == [], f"/docs fetched from outside the service: {outside}"
