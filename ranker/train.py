@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -75,17 +74,24 @@ def stack(groups: Sequence[TrainingGroup]) -> tuple[np.ndarray, np.ndarray, np.n
     return features, labels, np.array([len(group.labels) for group in kept], dtype=np.int64)
 
 
-def fit(features: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, seed: int, **overrides: object) -> lightgbm.LGBMRanker:
-    """LightGBM lambdarank (Burges, "From RankNet to LambdaRank to LambdaMART", 2010), deterministic for a seed.
+def fit(
+    features: np.ndarray, labels: np.ndarray, group_sizes: np.ndarray, seed: int, threads: int = 1, **overrides: object
+) -> lightgbm.LGBMRanker:
+    """LightGBM lambdarank (Burges, "From RankNet to LambdaRank to LambdaMART", 2010), deterministic for a
+    seed and a thread count.
 
-    ``n_jobs`` defaults to the CPUs this process may use: OpenMP's default counts the host's CPUs and
-    oversubscribes a container (10x slower on a 2-CPU cgroup). ``overrides`` replace any parameter."""
+    Even with ``deterministic=True`` the trees depend on the number of threads (the histogram sums are
+    split across them), so ``threads`` is fixed by the caller, never read from the machine: a model
+    trained under ``taskset`` on one core or on a bigger host is the same model. ``overrides`` replace
+    any parameter."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError.about("threads", f"expected a whole number of threads >= 1, got {threads!r}")
     if int(np.sum(group_sizes)) != len(labels) or len(features) != len(labels):
         raise BadRequest("group_sizes", f"sizes sum to {int(np.sum(group_sizes))} but there are {len(labels)} labels and {len(features)} rows")
     model = lightgbm.LGBMRanker(
         objective="lambdarank", n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=5,
         random_state=seed, deterministic=True, force_row_wise=True, verbose=-1,
-        n_jobs=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+        n_jobs=threads,
     )
     model.set_params(**overrides)
     model.fit(features, labels, group=group_sizes)
@@ -162,6 +168,7 @@ def train_and_gate(
     *,
     strategies: Sequence[str],
     current_version: str = "rrf-60",
+    threads: int = 1,
 ) -> GateResult:
     """Train on ``train_groups``, compare with ``current`` on the (later) ``holdout_groups``, save unless
     significantly worse (paired z of per-group nDCG@10 below ``-GATE_MAX_WORSE_Z``).
@@ -175,7 +182,7 @@ def train_and_gate(
     for label, matrix in (("train_groups", x_train), ("holdout_groups", x_holdout)):
         if matrix.shape[1] != len(names):
             raise ConfigError.about("strategies", f"{label} have {matrix.shape[1]} features but strategies {list(strategies)} give {len(names)}; train with the strategies the rows were logged with")
-    model = fit(x_train, y_train, sizes_train, seed)
+    model = fit(x_train, y_train, sizes_train, seed, threads=threads)
     version = _model_version(model.booster_)
     new_scores = np.asarray(model.predict(x_holdout), dtype=np.float64)
     current_scores = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -28,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from contracts import ConfigError, LtrrError
+from services.numerics import pin_instruction_set
 from services.settings import Settings, describe_settings, load_settings
 
 app = typer.Typer(
@@ -46,10 +48,13 @@ PROGRESS_LOG_EVERY_S = 10.0
 
 
 def _settings(data_dir: Optional[Path], **overrides: object) -> Settings:
+    """Settings of this command; they pin the numeric instruction set before torch or FAISS loads."""
     values = {key: value for key, value in overrides.items() if value is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    return load_settings(**values)
+    settings = load_settings(**values)
+    pin_instruction_set(settings.numeric_isa)
+    return settings
 
 
 def _fail(error: Exception) -> NoReturn:
@@ -152,13 +157,14 @@ def serve(
 
     from services.search.indexing import build_indexes, indexes_exist
     from services.search.server import build_app
+    from services.search.stack import open_stack
 
     with _errors_as_one_line():
         settings = _settings(data_dir, host=host, port=port)
         if build_if_missing and not indexes_exist(settings):
             console.print(f"building the demo catalog and indexes under {settings.data_dir} (first run only)")
             build_indexes(settings, progress_factory(settings))
-        application = build_app(settings)
+        application = build_app(settings, opened=open_stack(settings))
     server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info" if verbose else "warning"))
 
     def announce() -> None:
@@ -168,6 +174,10 @@ def serve(
             console.print(f"ltrr serving at http://{settings.host}:{settings.port}  (API docs at /docs)")
 
     threading.Thread(target=announce, name="announce", daemon=True).start()
+    # uvicorn drains requests on SIGTERM / SIGINT, then re-raises the signal with the handler it found
+    # installed; these no-op handlers make that drained stop exit 0, as a clean stop should.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
     server.run()
     if not server.started:
         _fail(ConfigError(f"--port: could not serve on {settings.host}:{settings.port} (see the log above); pick a free port or stop what holds it"))
@@ -296,7 +306,7 @@ def bench_retrieval(
     from services.evaluation.bench import run_bench_retrieval
 
     with _errors_as_one_line():
-        settings = load_settings()
+        settings = _settings(None)
     run_bench_retrieval(dataset, out, split=split, k=k, cache_dir=cache_dir, progress=progress_factory(settings), fail=_fail)
 
 

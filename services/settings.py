@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     policy: str = Field(default="vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
 
     ranker_min_new_impressions: int = Field(default=200, ge=1, description="Engaged impressions needed before a retrain.")
+    ranker_threads: int = Field(
+        default=1, ge=1, description="Threads LightGBM trains with; the trees depend on the count, so it is fixed, not the machine's CPU count."
+    )
     ranker_holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Newest share of rows held out to gate a retrained ranker.")
     ingest_interval_s: float = Field(default=5.0, gt=0.0, description="In-process ingestion period when no Redis is available.")
     reload_interval_s: float = Field(default=2.0, ge=0.0, description="How often the service checks for new model versions (0: never).")
@@ -94,6 +97,10 @@ class Settings(BaseSettings):
     api_key: str | None = Field(default=None, description="When set, entity writes need the X-API-Key header.")
     host: str = Field(default="127.0.0.1", description="Address `ltrr serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `ltrr serve` listens on.")
+    numeric_isa: Literal["avx2", "native"] = Field(
+        default="avx2",
+        description="Instruction set of the encoder and FAISS: avx2 gives the same numbers on every x86-64 machine with AVX2; native may differ by machine.",
+    )
     no_progress: bool = Field(default=False, description="Hide progress bars (progress still goes to the log as lines).")
 
     @field_validator("strategies", "plans", mode="before")

@@ -64,6 +64,7 @@ def retrain_ranker(
         settings.seed,
         strategies=strategies,
         current_version=serving.version,
+        threads=settings.ranker_threads,
     )
     if not result.accepted:
         return f"kept {serving.version}: {result.reason}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 
 from fastapi import FastAPI
 
@@ -40,9 +40,8 @@ def _every(stack: Stack, seconds: float, name: str, work) -> threading.Thread:
 
 def start_background(stack: Stack) -> None:
     if stack.pipeline.memory.backend == "local":
-        from services.ingest.jobs import (
-            ingest_job,  # only a service without Redis learns in-process
-        )
+        # Only a service without Redis learns in-process.
+        from services.ingest.jobs import ingest_job
 
         job = ingest_job(stack.settings, stack.pipeline)
         stack.threads.append(_every(stack, stack.settings.ingest_interval_s, "in-process-ingest", job.run))
@@ -50,13 +49,14 @@ def start_background(stack: Stack) -> None:
         stack.threads.append(_every(stack, stack.settings.reload_interval_s, "model-reloader", lambda: reload_models(stack.pipeline, stack.models, stack.settings)))
 
 
-def build_app(settings: Settings, **stack_options) -> FastAPI:
-    """The app for ``settings``; the stack opens at startup and closes at shutdown."""
+def build_app(settings: Settings, opened: Stack | None = None, **stack_options: Any) -> FastAPI:
+    """The app for ``settings``; the stack opens at startup (or is ``opened`` already, so that `ltrr serve`
+    reports a configuration error before uvicorn starts) and closes at shutdown."""
     holder: dict[str, Stack] = {}
 
     @contextlib.contextmanager
     def open_pipeline() -> Iterator[Pipeline]:
-        stack = open_stack(settings, **stack_options)
+        stack = opened if opened is not None else open_stack(settings, **stack_options)
         holder["stack"] = stack
         try:
             start_background(stack)

@@ -68,27 +68,32 @@ def open_stack(
         memory, description = open_memory(settings, start)
     else:
         description = f"{memory.backend} store supplied by the caller"
-    cold_start(memory, entities)
-    models = ModelStore(paths.models)
-    event_log = EventLog(paths.events)
-    retrievers = open_retrievers(settings, memory, embedder)
-    dense = retrievers.get("dense")
-    pipeline = Pipeline(
-        retrievers=retrievers,
-        policy=make_policy(settings, plans, models),
-        plans=plans,
-        ranker=make_ranker(settings, models),
-        memory=memory,
-        gazetteer=Gazetteer.from_entities(entities),
-        facts={entity.id: entity_facts(entity) for entity in entities},
-        event_log=event_log,
-        strategies=tuple(settings.strategies),
-        retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
-        known_requests=event_log.request_ids(),
-        catalog_changes=changes,
-        persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
-        clock=time.time if clock is None else clock,
-    )
+    try:
+        cold_start(memory, entities)
+        models = ModelStore(paths.models)
+        event_log = EventLog(paths.events)
+        retrievers = open_retrievers(settings, memory, embedder)
+        dense = retrievers.get("dense")
+        pipeline = Pipeline(
+            retrievers=retrievers,
+            policy=make_policy(settings, plans, models),
+            plans=plans,
+            ranker=make_ranker(settings, models),
+            memory=memory,
+            gazetteer=Gazetteer.from_entities(entities),
+            facts={entity.id: entity_facts(entity) for entity in entities},
+            event_log=event_log,
+            strategies=tuple(settings.strategies),
+            retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
+            known_requests=event_log.request_ids(),
+            catalog_changes=changes,
+            persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
+            clock=time.time if clock is None else clock,
+        )
+    except BaseException:
+        if local_redis is not None:
+            local_redis.stop()
+        raise
     return Stack(settings, pipeline, description, models, local_redis)
 
 

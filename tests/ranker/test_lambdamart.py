@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from contracts import ArtifactError, BadRequest, Candidate, EntityFacts, Hit, Query
+from contracts import ArtifactError, BadRequest, Candidate, ConfigError, EntityFacts, Hit, Query
 from ranker import (
     LambdaMartRanker,
     Ranker,
@@ -148,3 +148,12 @@ def test_a_truncated_model_file_is_an_artifact_error_not_a_crash(tmp_path):
     model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
     with pytest.raises(ArtifactError, match="does not match the checksum in its manifest; the copy is corrupt or partial"):
         LambdaMartRanker.load(result.directory)
+
+
+def test_the_trained_model_depends_on_the_thread_count_given_not_on_the_machine():
+    train = synthetic_groups(60, seed=3)
+    one = fit(*stack(train), seed=0, threads=1).booster_.model_to_string()
+    assert one == fit(*stack(train), seed=0, threads=1).booster_.model_to_string()
+    assert fit(*stack(train), seed=0).booster_.model_to_string() == one, "the default is one thread, whatever the CPUs"
+    with pytest.raises(ConfigError, match="^threads: "):
+        fit(*stack(train), seed=0, threads=0)

@@ -135,3 +135,52 @@ def test_every_subcommand_help_fits_80_columns_without_value_placeholders_on_fla
         assert max(len(line) for line in completed.stdout.splitlines()) <= 80, completed.stdout
     verbose = _run_ltrr(["ingest", "--help"], tmp_path).stdout
     assert "-v, --verbose" in verbose and "Log what each stage does" in " ".join(verbose.split())
+
+
+def test_serve_with_unreachable_redis_is_one_line_before_uvicorn_starts(tmp_path, data_dir):
+    completed = _run_ltrr(["serve", "--data-dir", str(data_dir), "--port", "8999"], tmp_path, LTRR_REDIS_URL="redis://:pw@127.0.0.1:1/0")
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr and "pw@" not in completed.stderr
+    assert [line for line in completed.stderr.splitlines() if line.startswith("error:")] == [
+        "error: LTRR_REDIS_URL is set but nothing answers PING there; start Redis, fix the URL, or unset LTRR_REDIS_URL to use a local redis-server"
+    ]
+
+
+def test_serve_announces_its_address_only_once_the_port_accepts(tmp_path, data_dir, redis_url):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
+    env.update({"LTRR_REDIS_URL": redis_url, "LTRR_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1"})
+    script = Path(sys.executable).with_name("ltrr")
+    process = subprocess.Popen([str(script), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "ltrr serving at" in line:
+                break
+            assert time.monotonic() < deadline, "no announcement within 120 s"
+        else:
+            pytest.fail(f"ltrr serve exited with {process.wait()} before announcing its address")
+        assert f"http://127.0.0.1:{port}" in line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200, "the port accepts as soon as the address is printed"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def test_a_build_without_a_terminal_logs_progress_lines(tmp_path):
+    completed = _run_ltrr(["index", "--demo-size", "120", "--data-dir", str(tmp_path / "data")], tmp_path, HF_HUB_OFFLINE="1")
+    assert completed.returncode == 0, completed.stderr
+    for label in ("lexical index (tantivy)", "dense index (all-MiniLM-L6-v2 + FAISS)"):
+        assert f"{label}: started (120)" in completed.stderr
+        assert f"{label}: done in" in completed.stderr
+    assert "indexed 120 entities" in completed.stderr
