@@ -16,6 +16,7 @@ import numpy as np
 
 from catalog.demo_vocab import THEMES
 from catalog.schema import Entity
+from contracts import ConfigError
 
 # Words a listener uses for a mood; none of them is a catalog mood word.
 MOOD_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -103,8 +104,14 @@ class QueryStream:
                 self.head.append((text, frozenset(e.id for e in popular)))
         head_ranks = np.arange(1, len(self.head) + 1, dtype=float)
         self.head_weights = (1.0 / head_ranks) / (1.0 / head_ranks).sum()
-        self.kinds = tuple(KIND_SHARES)
-        self.kind_weights = np.array([KIND_SHARES[k] for k in self.kinds])
+        # A small catalog may lack a kind (no theme with HEAD_TARGETS tracks, no mood x genre with 5): its share
+        # goes to the others. With every kind present the draws are those of the full mix.
+        possible = {"exact": self.named, "misspelled": self.named, "artist_title": self.tracks, "topic": self.topics, "head": self.head}
+        self.kinds = tuple(kind for kind in KIND_SHARES if possible[kind])
+        if not self.kinds:
+            raise ConfigError("demo_size: the catalog is too small to simulate queries (no named entities); use --demo-size 1000 or more")
+        shares = np.array([KIND_SHARES[k] for k in self.kinds])
+        self.kind_weights = shares if len(self.kinds) == len(KIND_SHARES) else shares / shares.sum()
 
     def draw(self, index: int) -> Intent:
         rng = self.rng

@@ -149,6 +149,7 @@ def run_one(
         "by_kind": {kind: float(np.mean(values)) for kind, values in sorted(by_kind.items())},
         "last_window_plans_by_kind": plan_by_kind,
         "ranker": pipeline.ranker.version,
+        "memory_half_life_s": memory.half_life_s,
     }
 
 

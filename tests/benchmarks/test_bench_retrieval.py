@@ -87,3 +87,22 @@ def test_union_recall_matches_ranx_recall_for_one_run() -> None:
     assert size == pytest.approx((3 + 2) / 2)
     alone, _ = union_recall(qrels, [lexical])
     assert alone == pytest.approx(evaluate(Qrels(qrels), Run(lexical), "recall@100"))
+
+
+def test_ltrr_bench_retrieval_runs_from_the_installed_command(tiny_beir: Path, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "report.json"
+    script = Path(sys.executable).with_name("ltrr")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LTRR_")}, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+    completed = subprocess.run(
+        [str(script), "bench", "retrieval", "--dataset", str(tiny_beir), "--out", str(out), "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert set(report["strategies"]) == {"lexical", "dense", "rrf"} and report["absent"] == {"memory": report["absent"]["memory"]}
+    assert "nDCG@10" in completed.stdout

@@ -184,3 +184,21 @@ def test_a_build_without_a_terminal_logs_progress_lines(tmp_path):
         assert f"{label}: started (120)" in completed.stderr
         assert f"{label}: done in" in completed.stderr
     assert "indexed 120 entities" in completed.stderr
+
+
+def test_ingest_table_fits_80_columns(tmp_path, data_dir, redis_url):
+    completed = _run_ltrr(["ingest", "--data-dir", str(data_dir)], tmp_path, LTRR_REDIS_URL=redis_url, HF_HUB_OFFLINE="1")
+    assert completed.returncode == 0, completed.stderr
+    assert "…" not in completed.stdout and max(len(line) for line in completed.stdout.splitlines()) <= 80
+    for row in ("malformed lines", "finalized", "mean reward", "ranker rows", "policy"):
+        assert row in completed.stdout
+
+
+def test_a_short_simulation_still_reports_its_whole_run(tmp_path):
+    completed = _run_ltrr(
+        ["simulate", "--queries", "30", "--no-baselines", "--workers", "1", "--demo-size", "150", "--data-dir", str(tmp_path / "data")],
+        tmp_path, HF_HUB_OFFLINE="1", COLUMNS="100",
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "learned (whole run)" in completed.stdout
+    assert "run at least 1,000 queries" in " ".join(completed.stderr.split())

@@ -78,11 +78,13 @@ def test_bad_half_life_names_the_setting_not_the_parameter(settings):
 def test_simulator_builds_its_retrievers_through_the_registry(settings, embedder):
     from services.evaluation.simulate import RunSpec, run_one
 
-    four = settings.model_copy(update={"strategies": ["lexical", "dense", "memory", "explore"], "plan_levels": [0, 20]})
+    four = settings.model_copy(update={"strategies": ["lexical", "dense", "memory", "explore"], "plan_levels": [0, 20],
+                                       "memory_half_life_s": 7200.0})
     result = run_one(four, RunSpec("uniform", "uniform"), queries=40, seed=2, ingest_every=20, embedder=embedder)
     events = (four.data_dir / "simulations" / "seed2" / "uniform" / "events" / "events.jsonl").read_text().splitlines()
     impressions = [json.loads(line) for line in events if '"kind":"impression"' in line]
     assert len(result["rewards"]) == 40 and len(impressions) == 40
+    assert result["memory_half_life_s"] == 7200.0, "the simulator's memory store honours LTRR_MEMORY_HALF_LIFE_S"
     assert any(event["plan"].get("explore", 0) > 0 for event in impressions), "the explore strategy is drawn from"
     assert len(impressions[0]["distribution"]) == 2**4 - 1
     with pytest.raises(ConfigError, match="LTRR_OPENSEARCH_URL"):
