@@ -31,8 +31,12 @@ def read_entities(path: str | Path) -> list[Entity]:
     if not catalog_path.is_file():
         raise CatalogError(f"path: catalog file {str(catalog_path)!r} does not exist; pass the path of a .jsonl file")
     entities: list[Entity] = []
-    with catalog_path.open(encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
+    with catalog_path.open("rb") as lines:
+        for line_number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise CatalogError(f"{catalog_path}:{line_number}: not UTF-8 (byte {error.start}); save the catalog as UTF-8") from None
             if line.strip():
                 entities.append(parse_entity_line(line, f"{catalog_path}:{line_number}"))
     return entities

@@ -49,19 +49,19 @@ ENGAGEMENTS: tuple[str, ...] = tuple(engagement.value for engagement in Engageme
 # -- field checks: each names the field it checks -------------------------------------------------
 
 
-def _string(record: Mapping[str, Any], name: str, *, optional: bool = False, non_empty: bool = True) -> Any:
+def _string(record: Mapping[str, Any], name: str, *, optional: bool = False, non_empty: bool = True, parent: str = "") -> Any:
     value = record.get(name)
     if value is None and optional:
         return None
     if not isinstance(value, str) or (non_empty and not value):
-        raise BadRequest(name, f"expected a {'non-empty ' if non_empty else ''}string, got {_short(value)}")
+        raise BadRequest(parent + name, f"expected a {'non-empty ' if non_empty else ''}string, got {_short(value)}")
     return value
 
 
-def _number(record: Mapping[str, Any], name: str) -> float:
+def _number(record: Mapping[str, Any], name: str, parent: str = "") -> float:
     value = record.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadRequest(name, f"expected a finite number, got {_short(value)}")
+        raise BadRequest(parent + name, f"expected a finite number, got {_short(value)}")
     return float(value)
 
 
@@ -204,13 +204,13 @@ class ImpressionEvent:
         except (TypeError, ValueError):
             raise BadRequest("query.slots", "expected a list of [kind, value] pairs") from None
         logged_query = LoggedQuery(
-            text=_string(query, "text", non_empty=False),
-            normalized=_string(query, "normalized", non_empty=False),
-            user_id=_string(query, "user_id", optional=True, non_empty=False),
-            session_id=_string(query, "session_id", optional=True, non_empty=False),
+            text=_string(query, "text", non_empty=False, parent="query."),
+            normalized=_string(query, "normalized", non_empty=False, parent="query."),
+            user_id=_string(query, "user_id", optional=True, non_empty=False, parent="query."),
+            session_id=_string(query, "session_id", optional=True, non_empty=False, parent="query."),
             slots=slots,
         )
-        context = {name: _number(_mapping(checked, "context"), name) for name in _mapping(checked, "context")}
+        context = {name: _number(_mapping(checked, "context"), name, "context.") for name in _mapping(checked, "context")}
         plan_quotas = _mapping(checked, "plan")
         if not all(isinstance(q, int) and not isinstance(q, bool) and q >= 0 for q in plan_quotas.values()):
             raise BadRequest("plan", f"expected strategy -> quota (an integer >= 0), got {_short(plan_quotas)}")
@@ -218,7 +218,7 @@ class ImpressionEvent:
         if not 0.0 < probability <= 1.0:
             raise BadRequest("probability", f"expected a number in (0, 1], got {probability!r}")
         distribution = tuple(
-            (str(name), _number(_mapping(checked, "distribution"), name)) for name in _mapping(checked, "distribution")
+            (str(name), _number(_mapping(checked, "distribution"), name, "distribution.")) for name in _mapping(checked, "distribution")
         )
         try:
             candidates = tuple(

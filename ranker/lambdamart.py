@@ -22,7 +22,7 @@ from ranker.features import build_features, feature_names
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.txt"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 
 
 class LambdaMartRanker:
@@ -50,7 +50,7 @@ class LambdaMartRanker:
             str(manifest["version"])
         except (ValueError, KeyError, TypeError) as error:
             raise ArtifactError(f"ranker model: {manifest_path} is not a valid manifest ({error!r}); retrain the ranker") from error
-        if manifest.get("format") != MANIFEST_FORMAT:
+        if manifest.get("format") not in (1, MANIFEST_FORMAT):
             raise ArtifactError(f"ranker model: {manifest_path} has format={manifest.get('format')!r}, expected {MANIFEST_FORMAT}; retrain the ranker")
         current_names = feature_names(saved_strategies)
         if saved_names != current_names:
@@ -58,7 +58,7 @@ class LambdaMartRanker:
             raise ArtifactError(f"ranker model {manifest['version']}: its features differ from this code's feature table ({', '.join(changed[:5])}); retrain the ranker on newly logged features")
         if strategies is not None and tuple(strategies) != saved_strategies:
             raise ArtifactError(f"ranker model {manifest['version']} was trained for strategies {list(saved_strategies)}, but the configured strategies are {list(strategies)}; retrain, or configure the strategies it was trained with")
-        if "model_sha256" in manifest or manifest.get("format", 0) >= 2:
+        if manifest.get("format") != 1:  # format 1 models were saved before manifests carried a checksum
             verify_checksum(model_path, manifest.get("model_sha256"), "ranker model")
         try:
             booster = lightgbm.Booster(model_file=str(model_path))

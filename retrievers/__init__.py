@@ -19,7 +19,6 @@ _LAZY = {
     "FaissDenseRetriever": "retrievers.dense_faiss",
     "TantivyLexicalRetriever": "retrievers.lexical_tantivy",
     "MemoryRetriever": "retrievers.memory",
-    "RETRIEVER_TYPES": "retrievers.registry",
 }
 
 __all__ = [

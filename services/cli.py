@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from catalog.schema import CatalogError
 from contracts import ConfigError, LtrrError
 from services.numerics import pin_instruction_set
 from services.settings import Settings, describe_settings, load_settings
@@ -64,10 +65,13 @@ def _fail(error: Exception) -> NoReturn:
 
 @contextlib.contextmanager
 def _errors_as_one_line() -> Iterator[None]:
+    """Configuration and input problems (ours, a malformed catalog, a path that cannot be used) as one line."""
     try:
         yield
-    except LtrrError as error:
+    except (LtrrError, CatalogError) as error:
         _fail(error)
+    except OSError as error:
+        _fail(ConfigError(f"cannot use {error.filename or 'a path'}: {error.strerror or error}; check --data-dir / LTRR_DATA_DIR and the paths you passed"))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -143,6 +147,16 @@ def index(
     console.print(f"indexed {report.entities:,} entities in {time.perf_counter() - started:.1f} s under {settings.data_dir}")
 
 
+def _check_port_is_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(f"--port / LTRR_PORT: cannot listen on {host}:{port} ({error.strerror}); pick a free port or stop what holds it") from None
+
+
 @app.command()
 def serve(
     data_dir: Optional[Path] = DataDir,
@@ -155,12 +169,13 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
+    from services.app import build_app
     from services.search.indexing import build_indexes, indexes_exist
-    from services.search.server import build_app
     from services.search.stack import open_stack
 
     with _errors_as_one_line():
         settings = _settings(data_dir, host=host, port=port)
+        _check_port_is_free(settings.host, settings.port)
         if build_if_missing and not indexes_exist(settings):
             console.print(f"building the demo catalog and indexes under {settings.data_dir} (first run only)")
             build_indexes(settings, progress_factory(settings))
@@ -178,9 +193,12 @@ def serve(
     # installed; these no-op handlers make that drained stop exit 0, as a clean stop should.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     signal.signal(signal.SIGINT, lambda signum, frame: None)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits 3 when it cannot bind or start; say it in our one line instead
+        pass
     if not server.started:
-        _fail(ConfigError(f"--port: could not serve on {settings.host}:{settings.port} (see the log above); pick a free port or stop what holds it"))
+        _fail(ConfigError(f"--port / LTRR_PORT: could not serve on {settings.host}:{settings.port} (see the log above)"))
 
 
 @app.command()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import redis
+
 from bandit.base import Policy
 from bandit.baselines import FixedPlanPolicy, UniformPolicy
 from bandit.plans import parse_plans, plan_space
@@ -26,6 +28,7 @@ from catalog.io import read_entities, write_entities
 from catalog.schema import CatalogError, Entity
 from contracts import ArtifactError, BackendUnavailable, ConfigError, Plan
 from contracts.artifacts import ModelStore
+from contracts.events import Engagement
 from memory_index.base import MemoryStore
 from memory_index.local_store import LocalMemoryStore
 from memory_index.redis_store import RedisMemoryStore
@@ -70,13 +73,15 @@ class Paths:
 
 @contextlib.contextmanager
 def named_settings(**setting_by_parameter: str) -> Iterator[None]:
-    """Re-raise a stage's ``ConfigError`` about ``parameter`` as one about the setting that fed it."""
+    """Re-raise a stage's ``ConfigError`` about ``parameter`` as one about the setting that fed it
+    (``weights[play]`` is looked up as itself, then as ``weights``)."""
     try:
         yield
     except ConfigError as error:
-        parameter = (error.parameter or "").split("[")[0]
-        if parameter in setting_by_parameter:
-            raise ConfigError(f"{env_name(setting_by_parameter[parameter])}: {error.message}") from None
+        parameter = error.parameter or ""
+        setting = setting_by_parameter.get(parameter) or setting_by_parameter.get(parameter.split("[")[0])
+        if setting is not None:
+            raise ConfigError(f"{env_name(setting)}: {error.message}") from None
         raise
 
 
@@ -84,7 +89,8 @@ def named_settings(**setting_by_parameter: str) -> Iterator[None]:
 
 
 def reward_config(settings: Settings) -> RewardConfig:
-    with named_settings(weights="click_weight", cost_per_candidate="cost_per_candidate", window_seconds="attribution_window_s"):
+    weights = {f"weights[{engagement.value}]": f"{engagement.value}_weight" for engagement in Engagement}
+    with named_settings(**weights, cost_per_candidate="cost_per_candidate", window_seconds="attribution_window_s"):
         return RewardConfig(
             weights=settings.reward_weights,
             cost_per_candidate=settings.cost_per_candidate,
@@ -162,9 +168,12 @@ def reachable_redis_store(settings: Settings, url: str, source: str, fix: str) -
         store = redis_store(settings, url)
         if store.ping():
             return store
+        problem = "no answer to PING"
     except BackendUnavailable:
-        pass
-    raise ConfigError(f"{source} is set but nothing answers PING there; {fix}")
+        problem = "no answer to PING"
+    except redis.RedisError as error:  # wrong database number, a server that is not Redis, TLS, auth ...
+        problem = f"{error.__class__.__name__}: {error}"
+    raise ConfigError(f"{source} is set but Redis does not answer there ({problem}); {fix}")
 
 
 MEMORY_STORES: dict[str, Callable[..., MemoryStore]] = {"redis": redis_store, "local": local_store}
@@ -178,12 +187,12 @@ def open_memory(settings: Settings, start_local_redis: Callable[[], str] | None)
         return reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", fix), "redis at LTRR_REDIS_URL"
     if start_local_redis is not None:
         url = start_local_redis()
-        return redis_store(settings, url), f"local redis-server at {url}"
+        return MEMORY_STORES["redis"](settings, url), f"local redis-server at {url}"
     logger.warning(
         "no Redis: the memory index lives in this process only; it is lost at exit, not shared with other "
         "processes, and ingestion runs inside the service (install redis-server or set LTRR_REDIS_URL)"
     )
-    return local_store(settings), "in-process store (no persistence, not shared between processes)"
+    return MEMORY_STORES["local"](settings), "in-process store (no persistence, not shared between processes)"
 
 
 # -- retrievers -----------------------------------------------------------------------------------
@@ -356,9 +365,6 @@ RANKERS: dict[str, Callable[[Settings, ModelStore], Ranker | None]] = {"lambdama
 
 
 def make_ranker(settings: Settings, models: ModelStore) -> Ranker:
-    """The published LambdaMART model, or reciprocal-rank fusion until one exists."""
-    for kind in ("lambdamart", "fusion"):
-        ranker = RANKERS[kind](settings, models)
-        if ranker is not None:
-            return ranker
-    raise ArtifactError("no ranker could be built")  # unreachable: fusion always builds
+    """``LTRR_RANKER``: ``lambdamart`` serves the published model, and reciprocal-rank fusion until one
+    exists; ``fusion`` always serves fusion."""
+    return RANKERS[settings.ranker](settings, models) or _fusion(settings, models)

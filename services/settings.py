@@ -41,7 +41,7 @@ def env_name(field_name: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", allow_inf_nan=False)
 
     data_dir: Path = Field(default=Path("data"), description="Where indexes, models, the event log and local Redis live.")
     catalog_path: Path | None = Field(default=None, description="JSONL catalog to index; default: the generated demo catalog.")
@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     seed: int = Field(default=0, description="Seed of the policy's and the explore strategy's random draws.")
     policy: str = Field(default="vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
 
+    ranker: Literal["lambdamart", "fusion"] = Field(
+        default="lambdamart", description="lambdamart: the model ingest publishes (fusion until one exists); fusion: reciprocal-rank fusion always."
+    )
     ranker_min_new_impressions: int = Field(default=200, ge=1, description="Engaged impressions needed before a retrain.")
     ranker_threads: int = Field(
         default=1, ge=1, description="Threads LightGBM trains with; the trees depend on the count, so it is fixed, not the machine's CPU count."
@@ -144,12 +147,11 @@ def fixed_plan(policy: str) -> Plan:
     return plan
 
 
-def load_settings(environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
-    """Settings from the environment with ``overrides`` (command-line options) on top.
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the process environment with ``overrides`` (command-line options) on top.
 
     Raises ``ConfigError`` naming the ``LTRR_`` variable (or the option), the bad value and what is allowed."""
-    environ = os.environ if environ is None else environ
-    warn_unknown_variables(environ)
+    warn_unknown_variables(os.environ)
     try:
         return Settings(**overrides)
     except ValidationError as error:

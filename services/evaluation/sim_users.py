@@ -17,6 +17,7 @@ import numpy as np
 from catalog.demo_vocab import THEMES
 from catalog.schema import Entity
 from contracts import ConfigError
+from contracts.events import Engagement
 
 # Words a listener uses for a mood; none of them is a catalog mood word.
 MOOD_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -52,9 +53,9 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
-class Engagement:
+class SimulatedFeedback:
     entity_id: str
-    event: str
+    event: Engagement
     position: int
     delay_s: float
 
@@ -144,19 +145,19 @@ class QueryStream:
 
 def simulate_user(
     page: Sequence[str], targets: frozenset[str], rng: np.random.Generator
-) -> list[Engagement]:
+) -> list[SimulatedFeedback]:
     """Position-based model: position ``i`` (1-based) is examined with probability ``0.95 / i**0.6``;
-    an examined target is clicked with probability 0.85 (then played 0.6, favourited 0.15), an examined
+    an examined target is clicked with probability 0.85 (then played 0.6, favorited 0.15), an examined
     non-target with probability 0.02 (noise, never played)."""
-    engagements: list[Engagement] = []
+    engagements: list[SimulatedFeedback] = []
     for position, entity_id in enumerate(page, 1):
         examined = rng.random() < 0.95 / position**0.6
         relevant = entity_id in targets
         if not examined or rng.random() >= (0.85 if relevant else 0.02):
             continue
-        engagements.append(Engagement(entity_id, "click", position, 2.0 + position))
+        engagements.append(SimulatedFeedback(entity_id, Engagement.CLICK, position, 2.0 + position))
         if relevant and rng.random() < 0.6:
-            engagements.append(Engagement(entity_id, "play", position, 30.0))
+            engagements.append(SimulatedFeedback(entity_id, Engagement.PLAY, position, 30.0))
         if relevant and rng.random() < 0.15:
-            engagements.append(Engagement(entity_id, "favorite", position, 45.0))
+            engagements.append(SimulatedFeedback(entity_id, Engagement.FAVORITE, position, 45.0))
     return engagements

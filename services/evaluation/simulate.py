@@ -22,12 +22,13 @@ import numpy as np
 
 from contracts import Plan
 from contracts.artifacts import ModelStore
+from ranker.base import Ranker
 from retrievers.embedding import Embedder
 from retrievers.understanding import Gazetteer
 from services.evaluation.sim_users import QueryStream, simulate_user
 from services.eventlog import EventLog
 from services.ingest.ingestor import join_rounds
-from services.ingest.jobs import ingest_job
+from services.ingest.jobs import ServingParts, ingest_job
 from services.registry import (
     Paths,
     load_catalog,
@@ -108,7 +109,7 @@ def run_one(
         retriever_timeout_s=SIMULATION_TIMEOUT_S,
         clock=lambda: clock_now[0],
     )
-    job = ingest_job(run_settings, pipeline)
+    job = ingest_job(run_settings, serving_parts(pipeline))
     stream = QueryStream(entities, seed)
     kinds: list[str] = []
     try:
@@ -120,7 +121,7 @@ def run_one(
             outcome = pipeline.search(intent.text, k=10, user_id=intent.user_id, session_id=intent.session_id, timestamp=now)
             page = [item.entity_id for item in outcome.results]
             for engagement in simulate_user(page, intent.targets, np.random.default_rng([seed, index, 7])):
-                pipeline.feedback(outcome.request_id, engagement.entity_id, engagement.event, engagement.position, now + engagement.delay_s)
+                pipeline.feedback(outcome.request_id, engagement.entity_id, engagement.event.value, engagement.position, now + engagement.delay_s)
             if (index + 1) % ingest_every == 0:
                 job.run()
             if report is not None and ((index + 1) % 25 == 0 or index + 1 == queries):
@@ -151,6 +152,15 @@ def run_one(
         "ranker": pipeline.ranker.version,
         "memory_half_life_s": memory.half_life_s,
     }
+
+
+def serving_parts(pipeline: Pipeline) -> ServingParts:
+    """The parts of ``pipeline`` that in-process ingestion learns into."""
+
+    def install(ranker: Ranker) -> None:
+        pipeline.ranker = ranker
+
+    return ServingParts(pipeline.memory, pipeline.learn, lambda: pipeline.ranker, install)
 
 
 def windows(rewards: list[float], size: int = WINDOW) -> list[dict[str, float]]:

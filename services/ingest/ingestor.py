@@ -23,6 +23,7 @@ from contracts import BadRequest, Context, Decision
 from contracts.events import Event, FeedbackEvent, ImpressionEvent
 from memory_index.base import MemoryStore
 from services.eventlog import LogLine, read_log
+from services.ingest.rows import TrainingRow
 
 logger = logging.getLogger(__name__)
 
@@ -235,13 +236,13 @@ class Ingestor:
         report.finalized += 1
         report.reward_sum += logged.reward
         if logged.engaged and impression.candidates:
-            row = {
-                "request_id": logged.request_id,
-                "time": logged.time,
-                "ranker": impression.model_versions.get("ranker", ""),
-                "features": [list(candidate.features) for candidate in impression.candidates],
-                "labels": [logged.engaged.get(candidate.entity_id, 0) for candidate in impression.candidates],
-            }
-            rows.write(json.dumps(row, separators=(",", ":")) + "\n")
+            row = TrainingRow(
+                request_id=logged.request_id,
+                time=logged.time,
+                ranker=impression.model_versions.get("ranker", ""),
+                features=tuple(candidate.features for candidate in impression.candidates),
+                labels=tuple(logged.engaged.get(candidate.entity_id, 0) for candidate in impression.candidates),
+            )
+            rows.write(row.to_line())
             report.training_rows += 1
             self._state["new_rows"] += 1

@@ -12,6 +12,7 @@ from typing import Callable
 from bandit.base import Policy
 from contracts import ConfigError, Context, Decision
 from contracts.artifacts import ModelStore
+from memory_index.base import MemoryStore
 from ranker.base import Ranker
 from services.ingest.ingestor import Ingestor, IngestReport
 from services.redis_local import url_file
@@ -23,7 +24,6 @@ from services.registry import (
     reachable_redis_store,
     reward_config,
 )
-from services.search.pipeline import Pipeline
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,27 +61,35 @@ class IngestJob:
         return report
 
 
-def ingest_job(settings: Settings, pipeline: Pipeline, save_models: bool = True) -> IngestJob:
-    """In-process ingestion feeding the serving pipeline directly."""
+@dataclass(frozen=True)
+class ServingParts:
+    """What in-process ingestion feeds in the process that serves: its memory store, its policy (run a
+    function on it under the lock ``choose`` takes) and its ranker (read the serving one, install a new one)."""
+
+    memory: MemoryStore
+    with_policy: Callable[[Callable[[Policy], None]], None]
+    current_ranker: Callable[[], Ranker]
+    install_ranker: Callable[[Ranker], None]
+
+
+def ingest_job(settings: Settings, serving: ServingParts, save_models: bool = True) -> IngestJob:
+    """In-process ingestion feeding the serving process's parts directly (a service without Redis, the simulator)."""
     paths = Paths(settings.data_dir)
     models = ModelStore(paths.models)
 
     def learn(context: Context, decision: Decision, reward: float) -> None:
-        pipeline.learn(lambda policy: policy.learn(context, decision, reward))
-
-    def swap_ranker(ranker: Ranker) -> None:
-        pipeline.ranker = ranker
+        serving.with_policy(lambda policy: policy.learn(context, decision, reward))
 
     ingestor = Ingestor(
         paths.events / "events.jsonl",
         paths.ingest,
-        pipeline.memory,
+        serving.memory,
         reward_config(settings),
         learn,
-        retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: pipeline.ranker, swap_ranker),
+        retrain=lambda rows: retrain_ranker(settings, models, rows, serving.current_ranker, serving.install_ranker),
         min_new_rows=settings.ranker_min_new_impressions,
     )
-    return IngestJob(ingestor, models, pipeline.learn, save_models)
+    return IngestJob(ingestor, models, serving.with_policy, save_models)
 
 
 def open_ingest_job(settings: Settings) -> IngestJob:

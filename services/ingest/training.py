@@ -4,7 +4,6 @@ nDCG@10 is significantly worse (``ranker.train.train_and_gate``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ from ranker.base import Ranker
 from ranker.features import feature_names
 from ranker.lambdamart import LambdaMartRanker
 from ranker.train import TrainingGroup, train_and_gate
+from services.ingest.rows import TrainingRow
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,14 +30,14 @@ def load_groups(rows_path: Path, width: int, max_groups: int = MAX_GROUPS) -> li
     lines = rows_path.read_text(encoding="utf-8").splitlines()[-max_groups:] if rows_path.exists() else []
     groups = []
     for line in lines:
-        row = json.loads(line)
-        features = np.asarray(row["features"], dtype=np.float64)
+        row = TrainingRow.from_line(line)
+        features = np.asarray(row.features, dtype=np.float64)
         if features.ndim != 2 or features.shape[1] != width:
             continue
-        labels = np.asarray(row["labels"], dtype=np.float64)
+        labels = np.asarray(row.labels, dtype=np.float64)
         negatives = np.flatnonzero(labels == 0)[:MAX_NEGATIVES_PER_GROUP]
         keep = np.sort(np.concatenate([np.flatnonzero(labels > 0), negatives]))
-        groups.append(TrainingGroup(features[keep], labels[keep], float(row["time"])))
+        groups.append(TrainingGroup(features[keep], labels[keep], row.time))
     return groups
 
 
@@ -49,6 +49,8 @@ def retrain_ranker(
     install: Callable[[Ranker], None],
 ) -> str:
     """Train, gate, publish and install; returns one line saying what happened."""
+    if settings.ranker == "fusion":
+        return "not retrained: LTRR_RANKER=fusion"
     strategies = tuple(settings.strategies)
     groups = load_groups(rows_path, len(feature_names(strategies)))
     holdout_size = max(1, int(len(groups) * settings.ranker_holdout_fraction))

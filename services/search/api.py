@@ -313,7 +313,7 @@ def create_app(
 
     @app.post("/feedback", response_model=FeedbackResponse, responses=ERROR_RESPONSES)
     def feedback(body: FeedbackBody, request: Request) -> FeedbackResponse:
-        """Record a click, favourite or play on a result of an earlier search."""
+        """Record a click, favorite or play on a result of an earlier search."""
         pipeline: Pipeline = request.app.state.pipeline
         event_id = pipeline.feedback(body.request_id, body.entity_id, body.event, body.position)
         return FeedbackResponse(event_id=event_id)

@@ -19,6 +19,6 @@ def reload_models(pipeline: Pipeline, models: ModelStore, settings: Settings) ->
         pipeline.swap_policy(policy_from_directory(models.directory("bandit", bandit_version), settings))
         logger.info("serving bandit policy %s", bandit_version)
     ranker_version = models.current("ranker")
-    if ranker_version and ranker_version != pipeline.ranker.version:
+    if settings.ranker == "lambdamart" and ranker_version and ranker_version != pipeline.ranker.version:
         pipeline.ranker = ranker_from_directory(models.directory("ranker", ranker_version), models)
         logger.info("serving ranker %s", ranker_version)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from fastapi import FastAPI
 
@@ -38,18 +38,24 @@ def _every(stack: Stack, seconds: float, name: str, work) -> threading.Thread:
     return thread
 
 
-def start_background(stack: Stack) -> None:
-    if stack.pipeline.memory.backend == "local":
-        # Only a service without Redis learns in-process.
-        from services.ingest.jobs import ingest_job
+InProcessLearning = Callable[[Stack], Callable[[], object]]
 
-        job = ingest_job(stack.settings, stack.pipeline)
-        stack.threads.append(_every(stack, stack.settings.ingest_interval_s, "in-process-ingest", job.run))
+
+def start_background(stack: Stack, learn_in_process: InProcessLearning | None = None) -> None:
+    """Without Redis the memory index lives here, so ``learn_in_process(stack)`` (the composition root's
+    in-process ingest) runs every LTRR_INGEST_INTERVAL_S; with Redis, published models are reloaded."""
+    if stack.pipeline.memory.backend == "local":
+        if learn_in_process is None:
+            logger.warning("no Redis and no in-process learning: this service will not learn from its feedback")
+            return
+        stack.threads.append(_every(stack, stack.settings.ingest_interval_s, "in-process-ingest", learn_in_process(stack)))
     elif stack.settings.reload_interval_s > 0:
         stack.threads.append(_every(stack, stack.settings.reload_interval_s, "model-reloader", lambda: reload_models(stack.pipeline, stack.models, stack.settings)))
 
 
-def build_app(settings: Settings, opened: Stack | None = None, **stack_options: Any) -> FastAPI:
+def build_app(
+    settings: Settings, opened: Stack | None = None, learn_in_process: InProcessLearning | None = None, **stack_options: Any
+) -> FastAPI:
     """The app for ``settings``; the stack opens at startup (or is ``opened`` already, so that `ltrr serve`
     reports a configuration error before uvicorn starts) and closes at shutdown."""
     holder: dict[str, Stack] = {}
@@ -59,7 +65,7 @@ def build_app(settings: Settings, opened: Stack | None = None, **stack_options: 
         stack = opened if opened is not None else open_stack(settings, **stack_options)
         holder["stack"] = stack
         try:
-            start_background(stack)
+            start_background(stack, learn_in_process)
             logger.info("memory index: %s", stack.memory_description)
             yield stack.pipeline
         finally:

@@ -22,6 +22,7 @@ from services.registry import (
     open_memory,
     open_retrievers,
     plans_from,
+    reward_config,
 )
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
 from services.search.pipeline import Pipeline
@@ -61,6 +62,7 @@ def open_stack(
     changes = CatalogChanges(paths.catalog_changes)
     entities = changes.apply(load_catalog(settings))
     plans = plans_from(settings)
+    reward_config(settings)  # checked before anything starts: the in-process ingest and `ltrr ingest` use it
     local_redis = None
     if memory is None:
         local_redis = LocalRedis(settings.data_dir) if settings.start_local_redis else None

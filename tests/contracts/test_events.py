@@ -21,7 +21,8 @@ from contracts.events import (
 
 PLANS = (Plan.of({"dense": 0, "lexical": 20}), Plan.of({"dense": 100, "lexical": 0}))
 
-# A line as the service wrote it before the event types existed (no ``skipped``), copied byte for byte.
+# A line in the format the service wrote before the event types existed, without the ``skipped`` field
+# that older lines lack (it was added later): readers must accept both.
 LEGACY_IMPRESSION = (
     '{"kind":"impression","request_id":"r1","time":1000.0,"query":{"text":"Jazz","normalized":"jazz",'
     '"user_id":null,"session_id":null,"slots":[["genre","jazz"]]},"context":{"slot=genre":1.0},'
@@ -84,7 +85,8 @@ def test_a_line_written_before_the_types_existed_still_reads():
         ({"plan": {"dense": -1}}, "plan"),
         ({"page": [{"entity_id": "a"}]}, "page"),
         ({"candidates": [{"entity_id": "a"}]}, "candidates"),
-        ({"context": {"x": "y"}}, "x"),
+        ({"context": {"x": "y"}}, "context.x"),
+        ({"query": {"text": 7, "normalized": "jazz"}}, "query.text"),
         ({"query": "jazz"}, "query"),
     ],
 )

@@ -12,7 +12,6 @@ from memory_index.redis_store import RedisMemoryStore
 from retrievers import build_query
 from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.explore import ExploreRetriever
-from retrievers.registry import RETRIEVER_TYPES
 
 QUERY = "love song"
 
@@ -123,5 +122,10 @@ def test_bad_pool_names_the_parameter(dense, pool):
         ExploreRetriever(dense, LocalMemoryStore(), pool=pool)
 
 
-def test_registered_as_explore():
-    assert RETRIEVER_TYPES["explore"] is ExploreRetriever
+def test_registered_as_explore(dense):
+    from services.registry import RETRIEVERS, RetrieverParts
+
+    memory = LocalMemoryStore()
+    parts = RetrieverParts(settings=None, memory=memory, opened={"dense": dense})  # type: ignore[arg-type]
+    built = RETRIEVERS["explore"](parts)
+    assert isinstance(built, ExploreRetriever) and built.dense is dense and built.name == "explore"

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from catalog.io import write_entities
+from services.app import build_app
 from services.search.indexing import build_indexes
-from services.search.server import build_app
 from services.settings import Settings
 
 

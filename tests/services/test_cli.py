@@ -106,18 +106,25 @@ def _bad_catalog(tmp_path: Path) -> Path:
         (["serve", "--port", "70000"], {}, "--port: Input should be less than or equal to 65535"),
         (["serve"], {"LTRR_POLICY": "fixed:oops"}, "LTRR_POLICY: cannot parse the plan 'oops'"),
         (["replay", "--policy", "fixed:garbage", "--log", "log.jsonl"], {}, "--policy: cannot parse the plan 'garbage'"),
-        (["ingest"], {"LTRR_REDIS_URL": "redis://:pw@127.0.0.1:1/0"}, "LTRR_REDIS_URL is set but nothing answers PING"),
+        (["ingest"], {"LTRR_REDIS_URL": "redis://:pw@127.0.0.1:1/0"}, "LTRR_REDIS_URL is set but Redis does not answer there (no answer to PING)"),
         (["simulate", "--queries", "10"], {"LTRR_BACKEND": "solr"}, "LTRR_BACKEND: Input should be 'embedded' or 'opensearch'"),
         (["config"], {"LTRR_SEED": "seven"}, "LTRR_SEED: Input should be a valid integer"),
+        (["ingest"], {"LTRR_REDIS_URL": "redis://127.0.0.1:1/99"}, "LTRR_REDIS_URL is set but Redis does not answer there"),
+        (["index", "--catalog", "latin1.jsonl"], {}, "latin1.jsonl:1: not UTF-8"),
+        (["index"], {"LTRR_DATA_DIR": "a-file"}, "cannot use"),
+        (["simulate", "--queries", "10"], {"LTRR_PLAY_WEIGHT": "inf"}, "LTRR_PLAY_WEIGHT: Input should be a finite number"),
         (["bench", "retrieval", "--dataset", "nowhere", "--out", "o.json"], {}, "nowhere"),
     ],
     ids=["index-bad-catalog", "index-bad-dense", "serve-bad-port", "serve-bad-policy", "replay-bad-policy",
-         "ingest-dead-redis", "simulate-bad-backend", "config-bad-seed", "bench-missing-dataset"],
+         "ingest-dead-redis", "simulate-bad-backend", "config-bad-seed", "ingest-redis-bad-db", "index-not-utf8",
+         "index-data-dir-is-a-file", "simulate-infinite-weight", "bench-missing-dataset"],
 )
 def test_bad_input_is_one_line_naming_the_option_and_exit_2(tmp_path, args, env, expected):
     _bad_catalog(tmp_path)
     (tmp_path / "log.jsonl").write_text("")
-    completed = _run_ltrr(args, tmp_path, LTRR_DATA_DIR=str(tmp_path / "data"), **env)
+    (tmp_path / "latin1.jsonl").write_bytes('{"id": "t1", "type": "track", "title": "Caf\u00e9"}\n'.encode("latin-1"))
+    (tmp_path / "a-file").write_text("not a directory")
+    completed = _run_ltrr(args, tmp_path, **{"LTRR_DATA_DIR": str(tmp_path / "data"), **env})
     assert completed.returncode == 2, completed.stdout + completed.stderr
     assert "Traceback" not in completed.stderr
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
@@ -142,8 +149,21 @@ def test_serve_with_unreachable_redis_is_one_line_before_uvicorn_starts(tmp_path
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr and "pw@" not in completed.stderr
     assert [line for line in completed.stderr.splitlines() if line.startswith("error:")] == [
-        "error: LTRR_REDIS_URL is set but nothing answers PING there; start Redis, fix the URL, or unset LTRR_REDIS_URL to use a local redis-server"
+        "error: LTRR_REDIS_URL is set but Redis does not answer there (no answer to PING); start Redis, fix the URL, or unset LTRR_REDIS_URL to use a local redis-server"
     ]
+
+
+def test_serve_on_a_busy_port_is_one_line_naming_the_port(tmp_path, data_dir, redis_url):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        completed = _run_ltrr(["serve", "--data-dir", str(data_dir), "--port", str(port)], tmp_path, LTRR_REDIS_URL=redis_url)
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert f"error: --port / LTRR_PORT: cannot listen on 127.0.0.1:{port}" in completed.stderr
 
 
 def test_serve_announces_its_address_only_once_the_port_accepts(tmp_path, data_dir, redis_url):

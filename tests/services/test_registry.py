@@ -13,8 +13,8 @@ from contracts.artifacts import ModelStore
 from memory_index.local_store import LocalMemoryStore
 from ranker.features import feature_names
 from ranker.train import TrainingGroup, train_and_gate
+from services.app import build_app
 from services.registry import make_ranker, open_retrievers
-from services.search.server import build_app
 
 
 def test_unknown_strategy_is_a_config_error_naming_the_setting(settings):
@@ -112,7 +112,7 @@ def test_a_fixed_plan_with_an_unconfigured_strategy_fails_at_start(settings, emb
 SERVING_IMPORTS = """
 import json, sys
 from fastapi.testclient import TestClient
-from services.search.server import build_app
+from services.app import build_app
 from services.settings import Settings
 settings = Settings(data_dir=sys.argv[1], redis_url=sys.argv[2], reload_interval_s=0, start_local_redis=False)
 with TestClient(build_app(settings)) as client:

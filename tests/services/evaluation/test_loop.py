@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.events import Engagement
 from ranker.features import feature_names
+from services.app import build_app
 from services.evaluation.sim_users import QueryStream, misspell, simulate_user
 from services.evaluation.simulate import RunSpec, run_one, run_specs, windows
-from services.search.server import build_app
 from services.settings import Settings
 
 
@@ -43,7 +44,7 @@ def test_simulated_user_prefers_targets_and_top_positions():
     target_clicks = 0
     for _ in range(2000):
         for engagement in simulate_user(page, frozenset({"e0", "e5"}), rng):
-            if engagement.event == "click":
+            if engagement.event is Engagement.CLICK:
                 clicks_by_position[engagement.position - 1] += 1
                 target_clicks += engagement.entity_id in ("e0", "e5")
     assert clicks_by_position[0] > clicks_by_position[5] > clicks_by_position[9]

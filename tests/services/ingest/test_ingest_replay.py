@@ -135,6 +135,32 @@ def test_stack_refuses_unreachable_redis_url_with_a_clear_message(settings):
     from contracts import ConfigError
 
     broken = settings.model_copy(update={"redis_url": "redis://:hunter2@127.0.0.1:1/0"})
-    with pytest.raises(ConfigError, match="^LTRR_REDIS_URL is set but nothing answers PING there") as error:
+    with pytest.raises(ConfigError, match=r"^LTRR_REDIS_URL is set but Redis does not answer there \(no answer to PING\)") as error:
         open_stack(broken)
     assert "hunter2" not in str(error.value)
+
+
+def test_configured_reward_weights_reach_replay_and_ingest(tmp_path, settings, redis_url):
+    from services.ingest.jobs import open_ingest_job
+
+    log = tmp_path / "events" / "events.jsonl"
+    write_log(log, [impression("r1", 0.0, 0), feedback("r1", "a", "play", 5.0), feedback("r1", "a", "click", 6.0, n=1)])
+    weighted = settings.model_copy(update={"play_weight": 7.5, "click_weight": 0.5})
+    assert replay_policy(weighted, "uniform", log).logged_reward == pytest.approx(7.5 - 0.002 * 20)
+    job = open_ingest_job(weighted.model_copy(update={"data_dir": tmp_path}))
+    assert job.ingestor.reward_config.weights == weighted.reward_weights
+    assert job.run(flush=True).reward_sum == pytest.approx(7.5 - 0.002 * 20)
+
+
+def test_open_windows_and_early_feedback_survive_a_restart(tmp_path, redis_url):
+    log = tmp_path / "events" / "events.jsonl"
+    write_log(log, [feedback("r2", "b", "click", 90.0), impression("r1", 100.0, 0), feedback("r1", "a", "play", 110.0)])
+    first = Recorder()
+    report = Ingestor(log, tmp_path / "ingest", RedisMemoryStore(redis_url), CONFIG, first).run()
+    assert report.finalized == 0 and first.calls == [], "r1's window is open; r2's feedback came before its impression"
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(impression("r2", 120.0, 1)) + "\n" + json.dumps(impression("r3", 1000.0, 0)) + "\n")
+    restarted = Recorder()
+    report = Ingestor(log, tmp_path / "ingest", RedisMemoryStore(redis_url), CONFIG, restarted).run()
+    assert report.lines == 2 and report.finalized == 2, "both windows close once r3's time passes them"
+    assert restarted.calls == [(PLANS[0], 0.5, pytest.approx(3.0 - 0.002 * 20)), (PLANS[1], 0.5, pytest.approx(1.0 - 0.002 * 100))]

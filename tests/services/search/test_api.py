@@ -7,7 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from services.search.server import build_app
+from services.app import build_app
 
 
 def _events(settings):

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import pytest
 
+from services.app import build_app
 from services.eventlog import read_log
-from services.search.server import build_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]

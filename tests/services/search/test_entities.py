@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from services.search.server import build_app
+from services.app import build_app
 
 NEW_TRACK = {
     "id": "track:new-1",

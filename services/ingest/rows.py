@@ -1,0 +1,39 @@
+"""Ranker training rows: one engaged impression's logged candidates, the exact features they were scored
+with and their graded labels (``Engagement.grade``; 0 for none). Ingest appends them as JSON lines and
+training reads the newest back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRow:
+    request_id: str
+    time: float
+    ranker: str
+    features: tuple[tuple[float, ...], ...]
+    labels: tuple[int, ...]
+
+    def to_line(self) -> str:
+        record: dict[str, Any] = {
+            "request_id": self.request_id,
+            "time": self.time,
+            "ranker": self.ranker,
+            "features": [list(row) for row in self.features],
+            "labels": list(self.labels),
+        }
+        return json.dumps(record, separators=(",", ":")) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> TrainingRow:
+        record = json.loads(line)
+        return cls(
+            request_id=str(record["request_id"]),
+            time=float(record["time"]),
+            ranker=str(record.get("ranker", "")),
+            features=tuple(tuple(float(value) for value in row) for row in record["features"]),
+            labels=tuple(int(label) for label in record["labels"]),
+        )
