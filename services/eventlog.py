@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from contracts import BadRequest
-from contracts.events import Event, ImpressionEvent, event_from_json
+from contracts.events import Event, event_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +54,6 @@ class EventLog:
     def close(self) -> None:
         with self._lock:
             self._file.close()
-
-    def request_ids(self) -> set[str]:
-        """Request ids of every logged impression (lets /feedback refuse unknown ids after a restart)."""
-        return {
-            line.event.request_id
-            for line in read_log(self.path)
-            if isinstance(line.event, ImpressionEvent)
-        }
 
 
 def read_log(path: Path, offset: int = 0) -> Iterator[LogLine]:

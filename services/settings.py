@@ -25,7 +25,7 @@ from contracts.events import Engagement
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "LTRR_"
-SECRET_FIELDS = frozenset({"api_key"})
+SECRET_FIELDS = frozenset({"api_key", "user_id_salt"})
 URL_FIELDS = frozenset({"redis_url", "opensearch_url"})
 _URL_PASSWORD = re.compile(r"(?<=://)[^/@]*@")
 
@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     ingest_interval_s: float = Field(default=5.0, gt=0.0, description="In-process ingestion period when no Redis is available.")
     reload_interval_s: float = Field(default=2.0, ge=0.0, description="How often the service checks for new model versions (0: never).")
 
+    user_id_salt: str | None = Field(
+        default=None,
+        description="Salt of the user-id hash (HMAC-SHA256); unset: one generated once in <data_dir>/secrets/user_id_salt. Set it when several hosts serve.",
+    )
     api_key: str | None = Field(default=None, description="When set, entity writes need the X-API-Key header.")
     host: str = Field(default="127.0.0.1", description="Address `ltrr serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `ltrr serve` listens on.")

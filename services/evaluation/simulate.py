@@ -41,6 +41,7 @@ from services.registry import (
 )
 from services.search.catalog_changes import cold_start, entity_facts
 from services.search.indexing import ProgressFactory, build_indexes, indexes_exist
+from services.search.ledger import LocalLedger
 from services.search.pipeline import Pipeline
 from services.settings import Settings
 
@@ -108,6 +109,8 @@ def run_one(
         strategies=tuple(settings.strategies),
         retriever_timeout_s=SIMULATION_TIMEOUT_S,
         clock=lambda: clock_now[0],
+        ledger=LocalLedger(settings.attribution_window_s),
+        attribution_window_s=settings.attribution_window_s,
     )
     job = ingest_job(run_settings, serving_parts(pipeline))
     stream = QueryStream(entities, seed)

@@ -43,11 +43,13 @@ from retrievers.base import Retriever
 from retrievers.understanding import Gazetteer, build_query
 from services.eventlog import EventLog, new_id
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
+from services.search.ledger import Claim, LocalLedger, RequestLedger, ShownPage
 
 logger = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000
+FEEDBACK_PER_RESULT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +111,11 @@ class Pipeline:
     strategies: tuple[str, ...]
     retriever_timeout_s: float = 0.25
     clock: Callable[[], float] = time.time
-    known_requests: set[str] = field(default_factory=set)
+    ledger: RequestLedger = field(default_factory=lambda: LocalLedger(300.0))
+    attribution_window_s: float = 300.0
     catalog_changes: CatalogChanges | None = None
     persist: Callable[[], None] | None = None
+    hash_user: Callable[[str | None], str | None] = lambda user_id: user_id
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor = field(init=False)
@@ -136,7 +140,7 @@ class Pipeline:
         check_query_text(text)
         check_k(k)
         now = self.clock() if timestamp is None else timestamp
-        query = build_query(text, user_id=user_id, session_id=session_id, timestamp=now, gazetteer=self.gazetteer)
+        query = build_query(text, user_id=self.hash_user(user_id), session_id=session_id, timestamp=now, gazetteer=self.gazetteer)
         if not query.normalized:
             raise BadRequest("query", "has no searchable characters after normalization (only punctuation or symbols)")
         best = self.memory.top(query.normalized, 1)
@@ -155,7 +159,7 @@ class Pipeline:
         self.event_log.append(
             impression_event(request_id, query, context.features, decision, candidates, ranked, page, versions, skipped)
         )
-        self.known_requests.add(request_id)
+        self.ledger.record(request_id, ShownPage(now, k, tuple(scored.entity_id for scored in page)))
         provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
         results = tuple(self._result_item(scored, provenance[scored.entity_id]) for scored in page)
         return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates))
@@ -204,14 +208,27 @@ class Pipeline:
         position: int | None = None,
         timestamp: float | None = None,
     ) -> str:
-        if request_id not in self.known_requests:
-            raise NotFound("request_id", f"unknown request_id {request_id[:64]!r}; use the request_id /search returned")
+        shown = self.ledger.page(request_id)
+        if shown is None:
+            raise NotFound("request_id", f"unknown request_id {request_id[:64]!r} (or older than the attribution window); use the request_id /search returned")
         engagement = Engagement.parse(event)
-        if entity_id not in self.facts:
-            raise NotFound("entity_id", f"unknown entity {entity_id[:64]!r}")
         if position is not None and position < 1:
             raise BadRequest("position", f"must be >= 1 (1 is the top result), got {position}")
-        event_id = new_id()
+        if entity_id not in shown.entity_ids:
+            raise BadRequest("entity_id", f"{entity_id[:64]!r} was not on the page of request {request_id[:64]!r}; feedback counts only for results that were shown")
+        now = self.clock() if timestamp is None else timestamp
+        if now - shown.time > self.attribution_window_s:
+            raise BadRequest(
+                "request_id",
+                f"the attribution window of this request closed: feedback {now - shown.time:.0f} s after the search, "
+                f"the window is {self.attribution_window_s:.0f} s (LTRR_ATTRIBUTION_WINDOW_S)",
+            )
+        limit = FEEDBACK_PER_RESULT * shown.k
+        claim, event_id = self.ledger.claim(request_id, f"{entity_id}\x1f{engagement.value}", new_id(), limit)
+        if claim is Claim.REPEAT:
+            return event_id
+        if claim is Claim.OVER_LIMIT:
+            raise BadRequest("request_id", f"already has {limit} feedback events (3 per requested result); further ones are not counted")
         self.event_log.append(
             FeedbackEvent(
                 event_id=event_id,
@@ -219,7 +236,7 @@ class Pipeline:
                 entity_id=entity_id,
                 event=engagement,
                 position=position,
-                time=self.clock() if timestamp is None else timestamp,
+                time=now,
             )
         )
         return event_id

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
+from memory_index.redis_store import RedisMemoryStore
 from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.understanding import Gazetteer
@@ -25,8 +26,10 @@ from services.registry import (
     reward_config,
 )
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
+from services.search.ledger import LocalLedger, RedisLedger, RequestLedger
 from services.search.pipeline import Pipeline
 from services.settings import Settings
+from services.user_ids import UserIdHasher, load_or_create_salt
 
 
 @dataclass
@@ -87,16 +90,25 @@ def open_stack(
             event_log=event_log,
             strategies=tuple(settings.strategies),
             retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
-            known_requests=event_log.request_ids(),
+            ledger=open_ledger(settings, memory),
+            attribution_window_s=settings.attribution_window_s,
             catalog_changes=changes,
             persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
             clock=time.time if clock is None else clock,
+            hash_user=UserIdHasher(load_or_create_salt(settings.data_dir, settings.user_id_salt)),
         )
     except BaseException:
         if local_redis is not None:
             local_redis.stop()
         raise
     return Stack(settings, pipeline, description, models, local_redis)
+
+
+def open_ledger(settings: Settings, memory: MemoryStore) -> RequestLedger:
+    """In the memory index's Redis when there is one (shared by workers, kept across restarts), else here."""
+    if isinstance(memory, RedisMemoryStore):
+        return RedisLedger(memory.url, settings.attribution_window_s)
+    return LocalLedger(settings.attribution_window_s)
 
 
 def health(stack: Stack) -> dict[str, Any]:

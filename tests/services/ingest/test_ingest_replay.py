@@ -164,3 +164,15 @@ def test_open_windows_and_early_feedback_survive_a_restart(tmp_path, redis_url):
     report = Ingestor(log, tmp_path / "ingest", RedisMemoryStore(redis_url), CONFIG, restarted).run()
     assert report.lines == 2 and report.finalized == 2, "both windows close once r3's time passes them"
     assert restarted.calls == [(PLANS[0], 0.5, pytest.approx(3.0 - 0.002 * 20)), (PLANS[1], 0.5, pytest.approx(1.0 - 0.002 * 100))]
+
+
+def test_a_skipped_strategy_is_not_charged_its_quota(tmp_path, redis_url):
+    both = Plan.of({"lexical": 20, "dense": 100})
+    skipped = {**impression("r1", 0.0, 0), "plan": both.as_dict(), "plan_name": both.name,
+               "distribution": {both.name: 1.0}, "probability": 1.0, "skipped": {"dense": "timed out after 250 ms"}}
+    ran = {**skipped, "request_id": "r2", "event_id": "imp-r2", "skipped": {}}
+    log = tmp_path / "events" / "events.jsonl"
+    write_log(log, [skipped, ran, feedback("r1", "a", "click", 5.0), feedback("r2", "a", "click", 5.0)])
+    learned = Recorder()
+    Ingestor(log, tmp_path / "ingest", RedisMemoryStore(redis_url), CONFIG, learned).run(flush=True)
+    assert learned.calls == [(both, 1.0, pytest.approx(1.0 - 0.002 * 20)), (both, 1.0, pytest.approx(1.0 - 0.002 * 120))]
