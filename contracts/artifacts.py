@@ -70,10 +70,16 @@ def replace_directory(staging: Path, target: Path) -> None:
 
 
 class ModelStore:
-    """``<root>/<kind>/<version>/`` directories and the ``<root>/<kind>/CURRENT`` file naming the one served."""
+    """``<root>/<kind>/<version>/`` directories and the ``<root>/<kind>/CURRENT`` file naming the one served.
 
-    def __init__(self, root: Path) -> None:
+    ``save`` keeps the newest ``keep`` versions of a kind (the served one always among them) and removes
+    older ones, so a learner publishing every few seconds does not fill the disk."""
+
+    def __init__(self, root: Path, keep: int = 20) -> None:
+        if keep < 2:
+            raise ArtifactError(f"keep: expected at least 2 versions (the served one and its successor), got {keep}")
         self.root = Path(root)
+        self.keep = keep
 
     def directory(self, kind: str, version: str) -> Path:
         return self.root / kind / version
@@ -109,4 +115,18 @@ class ModelStore:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         self.publish(kind, version)
+        self.prune(kind)
         return version
+
+    def prune(self, kind: str) -> list[str]:
+        """Remove all but the newest ``keep`` version directories of ``kind`` (never the current one);
+        returns the versions removed."""
+        current = self.current(kind)
+        directories = [path for path in (self.root / kind).iterdir() if path.is_dir() and not path.name.startswith(".")]
+        directories.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
+        removed = []
+        for path in directories[self.keep :]:
+            if path.name != current:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        return removed

@@ -44,6 +44,19 @@ class EventLog:
         self.path = self.directory / "events.jsonl"
         self._lock = threading.Lock()
         self._file = open(self.path, "ab", buffering=0)
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A writer killed mid-line left the file without its final newline: end that line, so the next
+        event starts a line of its own (readers skip the torn one as malformed) instead of being glued to it."""
+        with open(self.path, "rb") as reader:
+            reader.seek(0, os.SEEK_END)
+            if reader.tell() == 0:
+                return
+            reader.seek(-1, os.SEEK_END)
+            if reader.read(1) != b"\n":
+                logger.warning("event log %s ended in a torn line (a writer was killed mid-write); closing it", self.path)
+                self._file.write(b"\n")
 
     def append(self, event: Event) -> None:
         line = json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"

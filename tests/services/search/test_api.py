@@ -146,3 +146,13 @@ def test_bad_feedback_gets_4xx_naming_the_field(client, case, overrides, field):
     response = client.post("/feedback", json=payload)
     assert 400 <= response.status_code < 500, (case, response.status_code, response.text)
     assert field in [detail["field"] for detail in response.json()["detail"]]
+
+
+def test_a_torn_last_line_is_closed_before_the_next_event(settings, embedder):
+    log = settings.data_dir / "events" / "events.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b'{"kind":"impression","request_id":"torn')
+    with TestClient(build_app(settings, embedder=embedder)) as client:
+        assert client.post("/search", json={"query": "jazz", "k": 1}).status_code == 200
+    lines = log.read_bytes().split(b"\n")
+    assert lines[0] == b'{"kind":"impression","request_id":"torn' and json.loads(lines[1])["kind"] == "impression"
