@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
-from contracts import Context, Decision, Plan
+from contracts import Context, Decision, Plan, choose_index
 
 
 @runtime_checkable
 class Policy(Protocol):
     version: str
 
-    def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
-        """Sample a plan from the policy's distribution over ``plans`` (seeded generator)."""
+    def choose(self, context: Context, plans: Sequence[Plan], draw: float) -> Decision:
+        """The plan ``choose_index(distribution, draw)`` picks; ``draw`` is uniform in [0, 1) and comes from
+        the caller's generator (one per process), so reloading a policy never replays a random stream."""
         ...
 
     def distribution(self, context: Context, plans: Sequence[Plan]) -> tuple[float, ...]:
@@ -25,3 +26,11 @@ class Policy(Protocol):
         ...
 
     def save(self, directory: Path) -> None: ...
+
+
+def decide(plans: tuple[Plan, ...], distribution: tuple[float, ...], draw: float, version: str) -> Decision:
+    """The ``Decision`` that ``draw`` makes from ``distribution`` over ``plans``."""
+    if not 0.0 <= draw < 1.0:
+        raise ValueError(f"draw: expected a number in [0, 1), got {draw!r}")
+    index = choose_index(distribution, draw)
+    return Decision(plans[index], distribution[index], distribution, plans, index, version, draw)

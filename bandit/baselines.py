@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
+from bandit.base import decide
 from contracts import ArtifactError, BadRequest, ConfigError, Context, Decision, Plan
 from contracts.artifacts import MANIFEST_FILE, read_manifest, write_manifest
 
@@ -31,23 +30,17 @@ def _check_plans(plans: Sequence[Plan]) -> tuple[Plan, ...]:
 
 
 class UniformPolicy:
-    """Every plan with probability ``1/len(plans)``, sampled with a seeded generator."""
+    """Every plan with probability ``1/len(plans)``."""
 
     version = "uniform"
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
 
     def distribution(self, context: Context, plans: Sequence[Plan]) -> tuple[float, ...]:
         plans = _check_plans(plans)
         return (1.0 / len(plans),) * len(plans)
 
-    def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
+    def choose(self, context: Context, plans: Sequence[Plan], draw: float) -> Decision:
         plans = _check_plans(plans)
-        distribution = self.distribution(context, plans)
-        index = int(self._rng.integers(len(plans)))
-        return Decision(plans[index], distribution[index], distribution, plans, index, self.version)
+        return decide(plans, self.distribution(context, plans), draw, self.version)
 
     def learn(self, context: Context, decision: Decision, reward: float) -> None:
         return None
@@ -56,9 +49,9 @@ class UniformPolicy:
         _write_manifest(directory, {"kind": "uniform", "version": self.version})
 
     @classmethod
-    def load(cls, directory: Path, seed: int) -> UniformPolicy:
+    def load(cls, directory: Path) -> UniformPolicy:
         _read_manifest(directory, "uniform")
-        return cls(seed)
+        return cls()
 
 
 class FixedPlanPolicy:
@@ -77,11 +70,9 @@ class FixedPlanPolicy:
             raise ConfigError.about("plan", f"{self.plan.name!r} is not among the {len(plans)} plans offered; offer it, or fix the plan")
         return tuple(1.0 if plan == matching[0] else 0.0 for plan in plans)
 
-    def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
+    def choose(self, context: Context, plans: Sequence[Plan], draw: float) -> Decision:
         plans = _check_plans(plans)
-        distribution = self.distribution(context, plans)
-        index = distribution.index(1.0)
-        return Decision(plans[index], 1.0, distribution, plans, index, self.version)
+        return decide(plans, self.distribution(context, plans), draw, self.version)
 
     def learn(self, context: Context, decision: Decision, reward: float) -> None:
         return None

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import vowpalwabbit
 
+from bandit.base import decide
 from bandit.features import encode
 from contracts import ArtifactError, BadRequest, ConfigError, Context, Decision, Plan
 from contracts.artifacts import (
@@ -34,12 +35,6 @@ logger = logging.getLogger(__name__)
 MANIFEST_FORMAT = 1
 MODEL_FILE = "model.vw"
 DEFAULT_ARGS = "--cb_explore_adf --bag 5 --cb_type mtr -q CA --power_t 0 --quiet"
-
-
-def _sample(distribution: np.ndarray, rng: np.random.Generator) -> int:
-    cumulative = np.cumsum(distribution)
-    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    return min(index, len(distribution) - 1)
 
 
 class VWPolicy:
@@ -77,7 +72,6 @@ class VWPolicy:
         self.plans = tuple(plans)
         self.explore_halflife = explore_halflife
         self.n_updates = 0
-        self._rng = np.random.default_rng(seed)
         command = f"{args} --epsilon {epsilon!r} --random_seed {seed}"
         if _model_file is not None:
             command = f"-i {_model_file} --quiet"
@@ -102,12 +96,9 @@ class VWPolicy:
             pmf = (1.0 - uniform_share) * pmf + uniform_share / len(pmf)
         return pmf
 
-    def choose(self, context: Context, plans: Sequence[Plan]) -> Decision:
+    def choose(self, context: Context, plans: Sequence[Plan], draw: float) -> Decision:
         plans = tuple(plans)
-        pmf = self._pmf(context, plans)
-        index = _sample(pmf, self._rng)
-        distribution = tuple(float(p) for p in pmf)
-        return Decision(plans[index], distribution[index], distribution, plans, index, self.version)
+        return decide(plans, tuple(float(p) for p in self._pmf(context, plans)), draw, self.version)
 
     def learn(self, context: Context, decision: Decision, reward: float) -> None:
         if not math.isfinite(reward):

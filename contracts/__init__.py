@@ -18,6 +18,7 @@ from contracts.types import (
     Query,
     Scored,
     Slot,
+    choose_index,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "Query",
     "Scored",
     "Slot",
+    "choose_index",
 ]

@@ -143,6 +143,7 @@ class ImpressionEvent:
     page: tuple[PageItem, ...]
     model_versions: Mapping[str, str] = field(default_factory=dict)
     skipped: Mapping[str, str] = field(default_factory=dict)
+    draw: float | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -161,6 +162,7 @@ class ImpressionEvent:
             plans=plans,
             index=plans.index(self.plan),
             policy_version=self.policy_version,
+            draw=0.0 if self.draw is None else self.draw,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +182,7 @@ class ImpressionEvent:
             "plan_name": self.plan.name,
             "probability": self.probability,
             "distribution": dict(self.distribution),
+            **({} if self.draw is None else {"draw": self.draw}),
             "candidates": [
                 {
                     "entity_id": candidate.entity_id,
@@ -248,7 +251,18 @@ class ImpressionEvent:
             page=page,
             model_versions={str(k): str(v) for k, v in _mapping(checked, "model_versions", optional=True).items()},
             skipped={str(k): str(v) for k, v in _mapping(checked, "skipped", optional=True).items()},
+            draw=_optional_draw(checked),
         )
+
+
+def _optional_draw(record: Mapping[str, Any]) -> float | None:
+    """The uniform draw that chose the plan; logs written before it was recorded have none."""
+    if record.get("draw") is None:
+        return None
+    draw = _number(record, "draw")
+    if not 0.0 <= draw < 1.0:
+        raise BadRequest("draw", f"expected a number in [0, 1), got {draw!r}")
+    return draw
 
 
 # -- feedback -------------------------------------------------------------------------------------

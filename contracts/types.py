@@ -6,7 +6,7 @@ A type used by only one stage lives in that stage's ``base.py`` instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from contracts.errors import BadRequest
 
@@ -131,7 +131,9 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The bandit's choice: ``plans[index] == plan``, chosen with ``probability == distribution[index]``."""
+    """The bandit's choice: ``plans[index] == plan``, chosen with ``probability == distribution[index]``;
+    ``draw`` is the uniform number in [0, 1) that picked it (``choose_index``), so the choice can be
+    recomputed from the log."""
 
     plan: Plan
     probability: float
@@ -139,3 +141,18 @@ class Decision:
     plans: tuple[Plan, ...]
     index: int
     policy_version: str
+    draw: float = 0.0
+
+
+def choose_index(distribution: Sequence[float], draw: float) -> int:
+    """The first index, in order, whose cumulative probability (summed left to right in float64) exceeds
+    ``draw``; when rounding leaves the total at or below ``draw``, the last index with probability > 0."""
+    cumulative = 0.0
+    last_possible = 0
+    for index, probability in enumerate(distribution):
+        cumulative += float(probability)
+        if probability > 0:
+            last_possible = index
+            if cumulative > draw:
+                return index
+    return last_possible

@@ -276,7 +276,7 @@ def open_retrievers(
     unknown = [name for name in settings.strategies if name not in RETRIEVERS]
     if unknown:
         raise ConfigError(f"LTRR_STRATEGIES: unknown strategy {unknown[0]!r}; known: {', '.join(sorted(RETRIEVERS))}")
-    parts = RetrieverParts(settings, memory, embedder, settings.seed if seed is None else seed)
+    parts = RetrieverParts(settings, memory, embedder, library_seed(settings) if seed is None else seed)
     return {name: parts.shared(name) for name in settings.strategies}
 
 
@@ -293,7 +293,7 @@ def _vw(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, 
 
 
 def _uniform(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
-    return UniformPolicy(seed=seed)
+    return UniformPolicy()
 
 
 def _fixed(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
@@ -310,14 +310,20 @@ POLICIES: dict[str, Callable[[Settings, tuple[Plan, ...], ModelStore | None, int
 def make_policy(
     settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None = None, seed: int | None = None
 ) -> Policy:
-    """The ``LTRR_POLICY`` policy; ``vw`` loads the published model from ``models`` when there is one."""
+    """The ``LTRR_POLICY`` policy; ``vw`` loads the published model from ``models`` when there is one.
+    ``seed`` seeds VW's own bootstrap (its learning), not the plan draws: those come from the caller."""
     kind = settings.policy.split(":", 1)[0]
-    return POLICIES[kind](settings, plans, models, settings.seed if seed is None else seed)
+    return POLICIES[kind](settings, plans, models, library_seed(settings) if seed is None else seed)
+
+
+def library_seed(settings: Settings) -> int:
+    """The integer seed handed to libraries (VW, explore) when the caller has none of its own."""
+    return settings.seed if settings.seed is not None else 0
 
 
 def policy_from_directory(directory: Path, settings: Settings) -> Policy:
     """A saved VW policy (the reloader and replay read saved policies only through here)."""
-    return VWPolicy.load(directory, seed=settings.seed)
+    return VWPolicy.load(directory, seed=library_seed(settings))
 
 
 def policy_for_replay(spec: str, settings: Settings) -> Policy:
@@ -328,7 +334,7 @@ def policy_for_replay(spec: str, settings: Settings) -> Policy:
             raise ConfigError("--policy current: no bandit model has been saved yet; run `ltrr ingest` after some traffic")
         return policy_from_directory(directory, settings)
     if spec == "uniform":
-        return UniformPolicy(seed=settings.seed)
+        return UniformPolicy()
     if spec.startswith("fixed:"):
         try:
             return FixedPlanPolicy(fixed_plan(spec))  # the logged plans decide which strategies exist

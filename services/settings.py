@@ -83,7 +83,10 @@ class Settings(BaseSettings):
         default=1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
     )
     bandit_vw_args: str = Field(default=DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed).")
-    seed: int = Field(default=0, description="Seed of the policy's and the explore strategy's random draws.")
+    seed: int | None = Field(
+        default=None, description="Seed of this process's random draws (plans, explore); unset: OS entropy, logged at start. 0 counts as set."
+    )
+    worker_id: int = Field(default=0, ge=0, description="This worker's or replica's id: with LTRR_SEED set, each id draws its own stream.")
     policy: str = Field(default="vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
 
     ranker: Literal["lambdamart", "fusion"] = Field(

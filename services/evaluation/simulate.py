@@ -110,6 +110,8 @@ def run_one(
         retriever_timeout_s=SIMULATION_TIMEOUT_S,
         clock=lambda: clock_now[0],
         ledger=LocalLedger(settings.attribution_window_s),
+        # The run's own seed: runs with the same seed draw the same stream (the policy does not own it).
+        rng=np.random.default_rng(seed),
         attribution_window_s=settings.attribution_window_s,
     )
     job = ingest_job(run_settings, serving_parts(pipeline))

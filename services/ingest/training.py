@@ -63,7 +63,7 @@ def retrain_ranker(
         groups[-holdout_size:],
         score,
         models.root / "ranker",
-        settings.seed,
+        settings.seed if settings.seed is not None else 0,
         strategies=strategies,
         current_version=serving.version,
         threads=settings.ranker_threads,

@@ -116,6 +116,7 @@ class Pipeline:
     catalog_changes: CatalogChanges | None = None
     persist: Callable[[], None] | None = None
     hash_user: Callable[[str | None], str | None] = lambda user_id: user_id
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor = field(init=False)
@@ -148,7 +149,7 @@ class Pipeline:
             query, self.memory.count(query.normalized), request_context, best[0].score if best else None
         )
         with self._policy_lock:
-            decision = self.policy.choose(context, self.plans)
+            decision = self.policy.choose(context, self.plans, float(self.rng.random()))
         hits_by_strategy, skipped = self._retrieve(query, decision.plan)
         candidates = union(hits_by_strategy, lambda ids: self.memory.history(query.normalized, ids))
         ranker = self.ranker
@@ -327,7 +328,8 @@ def impression_event(
         context=dict(context),
         plan=decision.plan,
         probability=decision.probability,
-        distribution=tuple((plan.name, round(p, 6)) for plan, p in zip(decision.plans, decision.distribution, strict=True)),
+        distribution=tuple((plan.name, p) for plan, p in zip(decision.plans, decision.distribution, strict=True)),
+        draw=decision.draw,
         candidates=tuple(
             LoggedCandidate(
                 entity_id=scored.entity_id,

@@ -14,6 +14,7 @@ from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.understanding import Gazetteer
 from services.eventlog import EventLog
+from services.randomness import process_randomness
 from services.redis_local import LocalRedis
 from services.registry import (
     Paths,
@@ -73,15 +74,16 @@ def open_stack(
         memory, description = open_memory(settings, start)
     else:
         description = f"{memory.backend} store supplied by the caller"
+    randomness = process_randomness(settings, "serve")
     try:
         cold_start(memory, entities)
         models = ModelStore(paths.models)
         event_log = EventLog(paths.events)
-        retrievers = open_retrievers(settings, memory, embedder)
+        retrievers = open_retrievers(settings, memory, embedder, seed=randomness.library_seed)
         dense = retrievers.get("dense")
         pipeline = Pipeline(
             retrievers=retrievers,
-            policy=make_policy(settings, plans, models),
+            policy=make_policy(settings, plans, models, seed=randomness.library_seed),
             plans=plans,
             ranker=make_ranker(settings, models),
             memory=memory,
@@ -96,6 +98,7 @@ def open_stack(
             persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
             clock=time.time if clock is None else clock,
             hash_user=UserIdHasher(load_or_create_salt(settings.data_dir, settings.user_id_salt)),
+            rng=randomness.generator,
         )
     except BaseException:
         if local_redis is not None:
