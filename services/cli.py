@@ -308,6 +308,32 @@ def simulate(
         console.print(f"wrote {out}")
 
 
+events_app = typer.Typer(help="Read the event log.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("export")
+def events_export(
+    out: Path = typer.Option(..., help="Write the events here, one JSON object a line."),
+    data_dir: Optional[Path] = DataDir,
+    log: Optional[Path] = typer.Option(None, help="Event log to read (default: <data-dir>/events/events.jsonl)."),
+) -> None:
+    """Export the event log: complete lines only, one event per event_id; prints a JSON summary on stdout."""
+    _setup_logging(False)
+    from dataclasses import asdict
+
+    from services.evaluation.export import export_events
+    from services.registry import Paths
+
+    with _errors_as_one_line():
+        settings = _settings(data_dir)
+        source = log or Paths(settings.data_dir).events / "events.jsonl"
+        if not source.is_file():
+            raise ConfigError(f"--log: {source} does not exist; serve some traffic first or pass --log")
+        report = export_events(source, out)
+    sys.stdout.write(json.dumps(asdict(report)) + "\n")
+
+
 bench_app = typer.Typer(help="Measure retrieval quality and latency from outside.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bench_app, name="bench")
 

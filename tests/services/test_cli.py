@@ -222,3 +222,29 @@ def test_a_short_simulation_still_reports_its_whole_run(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "learned (whole run)" in completed.stdout
     assert "run at least 1,000 queries" in " ".join(completed.stderr.split())
+
+
+def test_events_export_writes_complete_unique_events_and_prints_only_json(tmp_path, data_dir, redis_url):
+    import json as json_module
+
+    from fastapi.testclient import TestClient
+
+    from services.app import build_app
+    from services.settings import Settings
+
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, reload_interval_s=0, start_local_redis=False)
+    with TestClient(build_app(settings)) as client:
+        body = client.post("/search", json={"query": "jazz", "k": 2}).json()
+        feedback = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"}).json()
+    log = data_dir / "events" / "events.jsonl"
+    lines = log.read_text().splitlines()
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(lines[0] + "\n" + "{not json\n" + '{"kind":"feedback","half a line')
+    completed = _run_ltrr(["events", "export", "--data-dir", str(data_dir), "--out", str(tmp_path / "export.jsonl")], tmp_path, HF_HUB_OFFLINE="1")
+    assert completed.returncode == 0, completed.stderr
+    assert json_module.loads(completed.stdout) == {"impressions": 1, "feedback": 1, "duplicates": 1, "malformed": 1, "out": str(tmp_path / "export.jsonl")}
+    exported = [json_module.loads(line) for line in (tmp_path / "export.jsonl").read_text().splitlines()]
+    impression, click = exported
+    assert impression["kind"] == "impression" and impression["policy_version"] == body["model_versions"]["policy"]
+    assert {"request_id", "time", "plan_name", "probability", "distribution", "draw", "page"} <= set(impression)
+    assert click["event_id"] == feedback["event_id"] and isinstance(click["time"], float)
