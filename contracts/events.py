@@ -162,7 +162,7 @@ class ImpressionEvent:
             plans=plans,
             index=plans.index(self.plan),
             policy_version=self.policy_version,
-            draw=0.0 if self.draw is None else self.draw,
+            draw=self.draw,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -133,7 +133,7 @@ class Plan:
 class Decision:
     """The bandit's choice: ``plans[index] == plan``, chosen with ``probability == distribution[index]``;
     ``draw`` is the uniform number in [0, 1) that picked it (``choose_index``), so the choice can be
-    recomputed from the log."""
+    recomputed from the log; ``None`` for decisions logged before draws were."""
 
     plan: Plan
     probability: float
@@ -141,7 +141,7 @@ class Decision:
     plans: tuple[Plan, ...]
     index: int
     policy_version: str
-    draw: float = 0.0
+    draw: float | None = None
 
 
 def choose_index(distribution: Sequence[float], draw: float) -> int:

@@ -61,8 +61,14 @@ class EventLog:
     def append(self, event: Event) -> None:
         line = json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
         with self._lock:
-            # One write of the whole line: O_APPEND keeps lines from several writers whole.
-            self._file.write(line)
+            # One write of the whole line: O_APPEND keeps lines from several writers whole. A short write
+            # (a full disk) is finished or fails loudly, never left torn for the next event to glue onto.
+            written = self._file.write(line) or 0
+            while written < len(line):
+                more = self._file.write(line[written:])
+                if not more:
+                    raise OSError(f"event log {self.path}: could not write a whole line (disk full?)")
+                written += more
 
     def close(self) -> None:
         with self._lock:

@@ -32,7 +32,7 @@ def process_randomness(settings: Settings, role: str) -> ProcessRandomness:
     bootstrap, the explore strategy) and a sentence saying where it came from (logged once)."""
     if settings.seed is None:
         sequence = np.random.SeedSequence()
-        description = f"random draws seeded from OS entropy {sequence.entropy} (set LTRR_SEED for a reproducible run)"
+        description = f"random draws seeded from OS entropy (numpy SeedSequence entropy {sequence.entropy}); set LTRR_SEED for a reproducible run"
     else:
         sequence = np.random.SeedSequence([settings.seed, settings.worker_id, ROLES[role]])
         description = f"random draws seeded from LTRR_SEED={settings.seed}, worker {settings.worker_id}, role {role}"

@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     )
     bandit_vw_args: str = Field(default=DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed).")
     seed: int | None = Field(
-        default=None, description="Seed of this process's random draws (plans, explore); unset: OS entropy, logged at start. 0 counts as set."
+        default=None,
+        ge=0, description="Seed of this process's random draws (plans, explore); unset: OS entropy, logged at start. 0 counts as set."
     )
     worker_id: int = Field(default=0, ge=0, description="This worker's or replica's id: with LTRR_SEED set, each id draws its own stream.")
     policy: str = Field(default="vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
@@ -102,7 +103,7 @@ class Settings(BaseSettings):
 
     user_id_salt: str | None = Field(
         default=None,
-        description="Salt of the user-id hash (HMAC-SHA256); unset: one generated once in <data_dir>/secrets/user_id_salt. Set it when several hosts serve.",
+        description="Salt of the user- and session-id hash (HMAC-SHA256); unset: one generated once, kept in Redis (or <data_dir>/secrets/ without Redis).",
     )
     api_key: str | None = Field(default=None, description="When set, entity writes need the X-API-Key header.")
     host: str = Field(default="127.0.0.1", description="Address `ltrr serve` binds.")
@@ -117,6 +118,12 @@ class Settings(BaseSettings):
     @classmethod
     def _csv_strings(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("seed", "memory_half_life_s", "redis_url", "opensearch_url", "api_key", "user_id_salt", "catalog_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``LTRR_SEED=`` in an env file means unset, as it reads."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("plan_levels", mode="before")
     @classmethod

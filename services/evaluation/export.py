@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts import ConfigError
 from contracts.events import ImpressionEvent
 from services.eventlog import read_log
 
@@ -27,11 +28,23 @@ class ExportReport:
 
 
 def export_events(log: Path, out: Path) -> ExportReport:
-    """Write ``log``'s events to ``out`` (replaced atomically when done)."""
+    """Write ``log``'s events to ``out`` (replaced atomically when done); ``out`` may not be ``log``."""
+    if out.exists() and out.resolve() == log.resolve():
+        raise ConfigError(f"--out: {out} is the event log itself; write the export somewhere else")
     seen: set[str] = set()
     counts = {"impressions": 0, "feedback": 0, "duplicates": 0, "malformed": 0}
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.partial")
+    try:
+        _write(log, staging, seen, counts)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    os.replace(staging, out)
+    return ExportReport(out=str(out), **counts)
+
+
+def _write(log: Path, staging: Path, seen: set[str], counts: dict[str, int]) -> None:
     with open(staging, "w", encoding="utf-8") as handle:
         for line in read_log(log):
             if line.event is None:
@@ -48,5 +61,3 @@ def export_events(log: Path, out: Path) -> ExportReport:
             else:
                 counts["feedback"] += 1
             handle.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
-    os.replace(staging, out)
-    return ExportReport(out=str(out), **counts)

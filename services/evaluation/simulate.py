@@ -44,6 +44,7 @@ from services.search.indexing import ProgressFactory, build_indexes, indexes_exi
 from services.search.ledger import LocalLedger
 from services.search.pipeline import Pipeline
 from services.settings import Settings
+from services.user_ids import synthetic_ids
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def run_one(
         ledger=LocalLedger(settings.attribution_window_s),
         # The run's own seed: runs with the same seed draw the same stream (the policy does not own it).
         rng=np.random.default_rng(seed),
+        hash_user=synthetic_ids,
         attribution_window_s=settings.attribution_window_s,
     )
     job = ingest_job(run_settings, serving_parts(pipeline))

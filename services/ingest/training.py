@@ -71,5 +71,6 @@ def retrain_ranker(
     if not result.accepted:
         return f"kept {serving.version}: {result.reason}"
     models.publish("ranker", result.version)
+    models.prune("ranker")
     install(LambdaMartRanker.load(models.directory("ranker", result.version)))
     return f"{result.version}: nDCG@10 {result.new_ndcg:.4f} vs {result.current_ndcg:.4f} ({serving.version})"

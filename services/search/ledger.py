@@ -22,9 +22,8 @@ import redis
 
 from contracts import BackendUnavailable
 
-# Requests are kept this much longer than the attribution window, so that late feedback gets a clear
-# "window closed" rather than "unknown request".
-GRACE_S = 3600.0
+# Requests are kept one more window, so that late feedback gets a clear "window closed", not "unknown request".
+GRACE_WINDOWS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +49,20 @@ class RequestLedger(Protocol):
         before (then its first event id) or ``limit`` keys already were."""
         ...
 
+    def first(self, request_id: str, key: str) -> str | None:
+        """The event id ``key`` was accepted with, if it was."""
+        ...
+
+    def release(self, request_id: str, key: str, event_id: str) -> None:
+        """Forget the claim of ``key`` if it still holds ``event_id`` (its event could not be logged)."""
+        ...
+
 
 class LocalLedger:
-    """In-process ledger; forgets a request once ``window_s + GRACE_S`` of event time has passed."""
+    """In-process ledger; forgets a request two windows of event time after it was made."""
 
     def __init__(self, window_s: float) -> None:
-        self.keep_s = window_s + GRACE_S
+        self.keep_s = window_s * (1.0 + GRACE_WINDOWS)
         self._lock = threading.Lock()
         self._pages: OrderedDict[str, ShownPage] = OrderedDict()
         self._claims: dict[str, dict[str, str]] = {}
@@ -76,6 +83,8 @@ class LocalLedger:
 
     def claim(self, request_id: str, key: str, event_id: str, limit: int) -> tuple[Claim, str]:
         with self._lock:
+            if request_id not in self._pages:  # forgotten since the caller looked it up
+                return Claim.OVER_LIMIT, ""
             claims = self._claims.setdefault(request_id, {})
             if key in claims:
                 return Claim.REPEAT, claims[key]
@@ -84,6 +93,21 @@ class LocalLedger:
             claims[key] = event_id
             return Claim.NEW, event_id
 
+    def first(self, request_id: str, key: str) -> str | None:
+        with self._lock:
+            return self._claims.get(request_id, {}).get(key)
+
+    def release(self, request_id: str, key: str, event_id: str) -> None:
+        with self._lock:
+            claims = self._claims.get(request_id, {})
+            if claims.get(key) == event_id:
+                del claims[key]
+
+
+_RELEASE_LUA = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
 
 _CLAIM_LUA = """
 local first = redis.call('HGET', KEYS[1], ARGV[1])
@@ -97,13 +121,14 @@ return {'new', ARGV[2]}
 
 class RedisLedger:
     """The ledger in Redis: ``<prefix>page:<request_id>`` (the page) and ``<prefix>claims:<request_id>``
-    (accepted feedback keys -> event ids), both expiring ``window_s + GRACE_S`` seconds after the search."""
+    (accepted feedback keys -> event ids), both expiring two windows after the search."""
 
     def __init__(self, url: str, window_s: float, prefix: str = "ltrr:request:", timeout_s: float = 2.0) -> None:
         self._client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True)
-        self.ttl_s = int(window_s + GRACE_S)
+        self.ttl_s = int(window_s * (1.0 + GRACE_WINDOWS)) + 1
         self.prefix = prefix
         self._claim = self._client.register_script(_CLAIM_LUA)
+        self._release = self._client.register_script(_RELEASE_LUA)
 
     def record(self, request_id: str, page: ShownPage) -> None:
         record = json.dumps({"time": page.time, "k": page.k, "page": list(page.entity_ids)}, separators=(",", ":"))
@@ -122,6 +147,15 @@ class RedisLedger:
         with _unavailable():
             outcome, first = self._claim(keys=[f"{self.prefix}claims:{request_id}"], args=[key, event_id, limit, self.ttl_s])
         return Claim(outcome), str(first)
+
+    def first(self, request_id: str, key: str) -> str | None:
+        with _unavailable():
+            found = self._client.hget(f"{self.prefix}claims:{request_id}", key)
+        return None if found is None else str(found)
+
+    def release(self, request_id: str, key: str, event_id: str) -> None:
+        with _unavailable():
+            self._release(keys=[f"{self.prefix}claims:{request_id}"], args=[key, event_id])
 
 
 @contextlib.contextmanager

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 FEEDBACK_PER_RESULT = 3
+FEEDBACK_MARGIN_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +110,13 @@ class Pipeline:
     facts: dict[str, EntityFacts]
     event_log: EventLog
     strategies: tuple[str, ...]
+    hash_user: Callable[[str | None, str], str | None]  # pseudonymises user and session ids (services.user_ids)
     retriever_timeout_s: float = 0.25
     clock: Callable[[], float] = time.time
     ledger: RequestLedger = field(default_factory=lambda: LocalLedger(300.0))
     attribution_window_s: float = 300.0
     catalog_changes: CatalogChanges | None = None
     persist: Callable[[], None] | None = None
-    hash_user: Callable[[str | None], str | None] = lambda user_id: user_id
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -141,7 +142,9 @@ class Pipeline:
         check_query_text(text)
         check_k(k)
         now = self.clock() if timestamp is None else timestamp
-        query = build_query(text, user_id=self.hash_user(user_id), session_id=session_id, timestamp=now, gazetteer=self.gazetteer)
+        query = build_query(
+            text, user_id=self.hash_user(user_id, "u_"), session_id=self.hash_user(session_id, "s_"), timestamp=now, gazetteer=self.gazetteer
+        )
         if not query.normalized:
             raise BadRequest("query", "has no searchable characters after normalization (only punctuation or symbols)")
         best = self.memory.top(query.normalized, 1)
@@ -156,11 +159,13 @@ class Pipeline:
         ranked = ranker.rank(query, candidates, self.facts) if candidates else []
         page = ranked[:k]
         request_id = new_id()
-        versions = {"policy": self.policy.version, "ranker": ranker.version}
+        # The version that made the decision: a reload or an in-process update may have swapped it since.
+        versions = {"policy": decision.policy_version, "ranker": ranker.version}
+        # Remembered before it is logged: a page the ledger could not record is answered 503, never logged.
+        self.ledger.record(request_id, ShownPage(now, k, tuple(scored.entity_id for scored in page)))
         self.event_log.append(
             impression_event(request_id, query, context.features, decision, candidates, ranked, page, versions, skipped)
         )
-        self.ledger.record(request_id, ShownPage(now, k, tuple(scored.entity_id for scored in page)))
         provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
         results = tuple(self._result_item(scored, provenance[scored.entity_id]) for scored in page)
         return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates))
@@ -217,29 +222,32 @@ class Pipeline:
             raise BadRequest("position", f"must be >= 1 (1 is the top result), got {position}")
         if entity_id not in shown.entity_ids:
             raise BadRequest("entity_id", f"{entity_id[:64]!r} was not on the page of request {request_id[:64]!r}; feedback counts only for results that were shown")
+        key = f"{entity_id}\x1f{engagement.value}"
+        first = self.ledger.first(request_id, key)
+        if first is not None:
+            return first  # a retry of acknowledged feedback, even after the window: the same answer
         now = self.clock() if timestamp is None else timestamp
-        if now - shown.time > self.attribution_window_s:
+        # Accepted only well inside the window, so it reaches the log before ingest can close the impression.
+        accept_s = self.attribution_window_s - min(FEEDBACK_MARGIN_S, self.attribution_window_s / 10)
+        if now - shown.time > accept_s:
             raise BadRequest(
                 "request_id",
                 f"the attribution window of this request closed: feedback {now - shown.time:.0f} s after the search, "
-                f"the window is {self.attribution_window_s:.0f} s (LTRR_ATTRIBUTION_WINDOW_S)",
+                f"accepted up to {accept_s:.0f} s (LTRR_ATTRIBUTION_WINDOW_S is {self.attribution_window_s:.0f})",
             )
         limit = FEEDBACK_PER_RESULT * shown.k
-        claim, event_id = self.ledger.claim(request_id, f"{entity_id}\x1f{engagement.value}", new_id(), limit)
+        claim, event_id = self.ledger.claim(request_id, key, new_id(), limit)
         if claim is Claim.REPEAT:
             return event_id
         if claim is Claim.OVER_LIMIT:
             raise BadRequest("request_id", f"already has {limit} feedback events (3 per requested result); further ones are not counted")
-        self.event_log.append(
-            FeedbackEvent(
-                event_id=event_id,
-                request_id=request_id,
-                entity_id=entity_id,
-                event=engagement,
-                position=position,
-                time=now,
+        try:
+            self.event_log.append(
+                FeedbackEvent(event_id=event_id, request_id=request_id, entity_id=entity_id, event=engagement, position=position, time=now)
             )
-        )
+        except BaseException:
+            self.ledger.release(request_id, key, event_id)  # not logged, so not acknowledged: a retry may try again
+            raise
         return event_id
 
     # -- catalog updates ----------------------------------------------------------------------------

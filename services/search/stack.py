@@ -97,7 +97,9 @@ def open_stack(
             catalog_changes=changes,
             persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
             clock=time.time if clock is None else clock,
-            hash_user=UserIdHasher(load_or_create_salt(settings.data_dir, settings.user_id_salt)),
+            hash_user=UserIdHasher(
+                load_or_create_salt(settings.data_dir, settings.user_id_salt, memory.url if isinstance(memory, RedisMemoryStore) else None)
+            ),
             rng=randomness.generator,
         )
     except BaseException:

@@ -57,7 +57,7 @@ def test_the_local_ledger_enforces_the_cap_and_forgets_old_requests():
     assert ledger.claim("r1", "a|click", "e9", 2) == (Claim.REPEAT, "e1")
     assert ledger.claim("r1", "a|play", "e2", 2) == (Claim.NEW, "e2")
     assert ledger.claim("r1", "a|favorite", "e3", 2) == (Claim.OVER_LIMIT, "")
-    ledger.record("r2", ShownPage(300.0 + 3600.0 + 1.0, 1, ("b",)))
+    ledger.record("r2", ShownPage(2 * 300.0 + 1.0, 1, ("b",)))
     assert ledger.page("r1") is None and ledger.page("r2") is not None, "kept only for the window and its grace"
 
 
@@ -69,6 +69,36 @@ def test_feedback_after_the_attribution_window_says_so(settings, embedder):
         late = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"})
     assert late.status_code == 422
     assert "attribution window of this request closed" in late.json()["detail"][0]["message"]
+
+
+def test_a_retry_of_acknowledged_feedback_gets_its_event_id_even_after_the_window(settings, embedder):
+    now = [1_000_000.0]
+    with TestClient(build_app(settings, embedder=embedder, clock=lambda: now[0])) as client:
+        body = client.post("/search", json={"query": "jazz", "k": 1}).json()
+        payload = {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"}
+        first = client.post("/feedback", json=payload).json()["event_id"]
+        now[0] += settings.attribution_window_s + 1
+        retry = client.post("/feedback", json=payload)
+    assert retry.status_code == 200 and retry.json()["event_id"] == first
+
+
+def test_feedback_that_cannot_be_logged_is_not_acknowledged_and_may_be_retried(client, settings):
+    pipeline = client.app.state.pipeline
+    body = client.post("/search", json={"query": "jazz", "k": 1}).json()
+    payload = {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "play"}
+    healthy = pipeline.event_log.append
+
+    def disk_full(event):
+        raise OSError(28, "No space left on device")
+
+    pipeline.event_log.append = disk_full
+    try:
+        assert client.post("/feedback", json=payload).status_code == 500
+    finally:
+        pipeline.event_log.append = healthy
+    retried = client.post("/feedback", json=payload)
+    assert retried.status_code == 200
+    assert [line["event_id"] for line in _feedback_lines(settings)] == [retried.json()["event_id"]]
 
 
 def test_two_service_processes_share_the_ledger_through_redis(settings, embedder, redis_url):
@@ -84,7 +114,7 @@ def test_two_service_processes_share_the_ledger_through_redis(settings, embedder
     import redis
 
     ttl = redis.Redis.from_url(redis_url).ttl(f"ltrr:request:page:{body['request_id']}")
-    assert 0 < ttl <= settings.attribution_window_s + 3600, "request state expires; it does not grow without end"
+    assert 0 < ttl <= 2 * settings.attribution_window_s + 1, "request state expires after two windows; it does not grow without end"
 
 
 @pytest.mark.parametrize("k", [1, 4])
