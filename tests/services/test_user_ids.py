@@ -8,9 +8,8 @@ import json
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi.testclient import TestClient
-
 import redis
+from fastapi.testclient import TestClient
 
 from services.app import build_app
 from services.user_ids import REDIS_KEY, UserIdHasher, load_or_create_salt, salt_path
