@@ -212,15 +212,18 @@ def ingest(
     _setup_logging(verbose)
     from services.ingest.jobs import open_ingest_job
 
+    stop = threading.Event()
+    # SIGTERM ends the loop between passes, so a pass is never cut off halfway.
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     with _errors_as_one_line():
         job = open_ingest_job(_settings(data_dir))
         try:
-            while True:
+            while not stop.is_set():
                 report = job.run(flush=flush)
                 _print_ingest(report)
                 if follow <= 0:
                     break
-                time.sleep(follow)
+                stop.wait(follow)
         except KeyboardInterrupt:
             pass
 

@@ -1,0 +1,85 @@
+"""The loop as users run it: `ltrr serve` and `ltrr ingest --follow 1` as separate processes on one Redis,
+the service reloading every policy version ingest publishes. The chosen plans must follow the logged
+distributions over all impressions and over the first impression after each reload (a Kolmogorov-Smirnov
+test of the randomized probability integral transform), and every choice must follow from its draw."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kstest
+
+from contracts import choose_index
+
+LTRR = str(Path(sys.executable).with_name("ltrr"))
+SEARCHES = 300
+QUERIES = ("jazz", "calm piano", "rock anthems", "sad songs", "night drive", "summer hits", "blues guitar", "focus music")
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _pit(impression: dict, rng: np.random.Generator) -> float:
+    """Uniform on [F(i-1), F(i)) for the chosen plan i: Uniform(0, 1) overall iff plans follow the distribution."""
+    probabilities = list(impression["distribution"].values())
+    index = list(impression["distribution"]).index(impression["plan_name"])
+    below = float(sum(probabilities[:index]))
+    return below + float(rng.random()) * probabilities[index]
+
+
+def test_choices_follow_the_logged_distributions_across_reloads_in_separate_processes(data_dir, redis_url, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
+    env.update({"LTRR_REDIS_URL": redis_url, "LTRR_DATA_DIR": str(data_dir), "LTRR_RELOAD_INTERVAL_S": "1",
+                "LTRR_ATTRIBUTION_WINDOW_S": "2", "LTRR_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "LTRR_PORT": str(port)})
+    serve = subprocess.Popen([LTRR, "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    ingest = None
+    try:
+        assert serve.stderr is not None
+        for line in serve.stderr:
+            if "ltrr serving at" in line:
+                break
+        else:
+            raise AssertionError(f"ltrr serve exited with {serve.wait()}")
+        ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        clicks = np.random.default_rng(5)
+        for number in range(SEARCHES):
+            body = _post(f"{base}/search", {"query": QUERIES[number % len(QUERIES)], "k": 5})
+            if body["results"] and clicks.random() < 0.5:
+                _post(f"{base}/feedback", {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"})
+            time.sleep(0.05)
+    finally:
+        for process in (serve, ingest):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=15) == 0, "ltrr serve stops cleanly on SIGTERM"
+        assert ingest is None or ingest.wait(timeout=15) == 0, "ltrr ingest --follow stops cleanly on SIGTERM"
+
+    lines = (data_dir / "events" / "events.jsonl").read_text().splitlines()
+    impressions = [json.loads(line) for line in lines if '"kind":"impression"' in line]
+    assert len(impressions) == SEARCHES
+    for impression in impressions:
+        names = list(impression["distribution"])
+        assert names.index(impression["plan_name"]) == choose_index(list(impression["distribution"].values()), impression["draw"])
+    versions = [impression["model_versions"]["policy"] for impression in impressions]
+    first_after_reload = [impressions[0]] + [impressions[i] for i in range(1, len(impressions)) if versions[i] != versions[i - 1]]
+    assert len(first_after_reload) >= 10, f"the service served {len(first_after_reload)} policy versions; ingest publishes every pass"
+    rng = np.random.default_rng(11)
+    assert kstest([_pit(impression, rng) for impression in impressions], "uniform").pvalue > 0.001
+    assert kstest([_pit(impression, rng) for impression in first_after_reload], "uniform").pvalue > 0.001
+    assert kstest([impression["draw"] for impression in first_after_reload], "uniform").pvalue > 0.001
