@@ -8,7 +8,6 @@ from typing import Any, Callable
 
 from fastapi import FastAPI
 
-from ranker.base import Ranker
 from services.search.server import build_app as build_search_app
 from services.search.stack import Stack
 from services.settings import Settings
@@ -16,15 +15,9 @@ from services.settings import Settings
 
 def in_process_learning(stack: Stack) -> Callable[[], object]:
     """One ingest pass over the service's own log, learning into its pipeline (imported on first use)."""
-    from services.ingest.jobs import ServingParts, ingest_job
+    from services.ingest.jobs import ingest_job
 
-    pipeline = stack.pipeline
-
-    def install(ranker: Ranker) -> None:
-        pipeline.ranker = ranker
-
-    job = ingest_job(stack.settings, ServingParts(pipeline.memory, pipeline.learn, lambda: pipeline.ranker, install))
-    return job.run
+    return ingest_job(stack.settings, stack.pipeline).run
 
 
 def build_app(settings: Settings, opened: Stack | None = None, **stack_options: Any) -> FastAPI:

@@ -22,13 +22,12 @@ import numpy as np
 
 from contracts import Plan
 from contracts.artifacts import ModelStore
-from ranker.base import Ranker
 from retrievers.embedding import Embedder
 from retrievers.understanding import Gazetteer
 from services.evaluation.sim_users import QueryStream, simulate_user
 from services.eventlog import EventLog
 from services.ingest.ingestor import join_rounds
-from services.ingest.jobs import ServingParts, ingest_job
+from services.ingest.jobs import ingest_job
 from services.registry import (
     Paths,
     load_catalog,
@@ -116,7 +115,7 @@ def run_one(
         hash_user=synthetic_ids,
         attribution_window_s=settings.attribution_window_s,
     )
-    job = ingest_job(run_settings, serving_parts(pipeline))
+    job = ingest_job(run_settings, pipeline)
     stream = QueryStream(entities, seed)
     kinds: list[str] = []
     try:
@@ -159,15 +158,6 @@ def run_one(
         "ranker": pipeline.ranker.version,
         "memory_half_life_s": memory.half_life_s,
     }
-
-
-def serving_parts(pipeline: Pipeline) -> ServingParts:
-    """The parts of ``pipeline`` that in-process ingestion learns into."""
-
-    def install(ranker: Ranker) -> None:
-        pipeline.ranker = ranker
-
-    return ServingParts(pipeline.memory, pipeline.learn, lambda: pipeline.ranker, install)
 
 
 def windows(rewards: list[float], size: int = WINDOW) -> list[dict[str, float]]:

@@ -7,7 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from bandit.base import Policy
 from contracts import ConfigError, Context, Decision
@@ -61,24 +61,27 @@ class IngestJob:
         return report
 
 
-@dataclass(frozen=True)
-class ServingParts:
-    """What in-process ingestion feeds in the process that serves: its memory store, its policy (run a
-    function on it under the lock ``choose`` takes) and its ranker (read the serving one, install a new one)."""
+class ServingPipeline(Protocol):
+    """What in-process ingestion feeds in the process that serves (the search pipeline, structurally):
+    its memory store, its ranker (read and replaced), and ``learn(fn)``, which runs ``fn`` on its policy
+    under the lock ``choose`` takes."""
 
     memory: MemoryStore
-    with_policy: Callable[[Callable[[Policy], None]], None]
-    current_ranker: Callable[[], Ranker]
-    install_ranker: Callable[[Ranker], None]
+    ranker: Ranker
+
+    def learn(self, apply: Callable[[Policy], None]) -> None: ...
 
 
-def ingest_job(settings: Settings, serving: ServingParts, save_models: bool = True) -> IngestJob:
+def ingest_job(settings: Settings, serving: ServingPipeline, save_models: bool = True) -> IngestJob:
     """In-process ingestion feeding the serving process's parts directly (a service without Redis, the simulator)."""
     paths = Paths(settings.data_dir)
     models = ModelStore(paths.models)
 
+    def install(ranker: Ranker) -> None:
+        serving.ranker = ranker
+
     def learn(context: Context, decision: Decision, reward: float) -> None:
-        serving.with_policy(lambda policy: policy.learn(context, decision, reward))
+        serving.learn(lambda policy: policy.learn(context, decision, reward))
 
     ingestor = Ingestor(
         paths.events / "events.jsonl",
@@ -86,10 +89,10 @@ def ingest_job(settings: Settings, serving: ServingParts, save_models: bool = Tr
         serving.memory,
         reward_config(settings),
         learn,
-        retrain=lambda rows: retrain_ranker(settings, models, rows, serving.current_ranker, serving.install_ranker),
+        retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: serving.ranker, install),
         min_new_rows=settings.ranker_min_new_impressions,
     )
-    return IngestJob(ingestor, models, serving.with_policy, save_models)
+    return IngestJob(ingestor, models, serving.learn, save_models)
 
 
 def open_ingest_job(settings: Settings) -> IngestJob:

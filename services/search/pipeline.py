@@ -223,13 +223,13 @@ class Pipeline:
         if entity_id not in shown.entity_ids:
             raise BadRequest("entity_id", f"{entity_id[:64]!r} was not on the page of request {request_id[:64]!r}; feedback counts only for results that were shown")
         key = f"{entity_id}\x1f{engagement.value}"
-        first = self.ledger.first(request_id, key)
-        if first is not None:
-            return first  # a retry of acknowledged feedback, even after the window: the same answer
         now = self.clock() if timestamp is None else timestamp
         # Accepted only well inside the window, so it reaches the log before ingest can close the impression.
         accept_s = self.attribution_window_s - min(FEEDBACK_MARGIN_S, self.attribution_window_s / 10)
         if now - shown.time > accept_s:
+            first = self.ledger.first(request_id, key)
+            if first is not None:
+                return first  # a retry of acknowledged feedback after the window: the same answer
             raise BadRequest(
                 "request_id",
                 f"the attribution window of this request closed: feedback {now - shown.time:.0f} s after the search, "
