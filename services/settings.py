@@ -114,9 +114,9 @@ class Settings(BaseSettings):
     )
     no_progress: bool = Field(default=False, description="Hide progress bars (progress still goes to the log as lines).")
 
-    @field_validator("strategies", "plans", mode="before")
+    @field_validator("strategies", "plans", "plan_levels", mode="before")
     @classmethod
-    def _csv_strings(cls, value: object) -> object:
+    def _csv_lists(cls, value: object) -> object:
         return _split_csv(value)
 
     @field_validator("seed", "memory_half_life_s", "redis_url", "opensearch_url", "api_key", "user_id_salt", "catalog_path", mode="before")
@@ -124,11 +124,6 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """``LTRR_SEED=`` in an env file means unset, as it reads."""
         return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("plan_levels", mode="before")
-    @classmethod
-    def _csv_levels(cls, value: object) -> object:
-        return _split_csv(value)
 
     @field_validator("policy")
     @classmethod
