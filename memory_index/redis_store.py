@@ -9,6 +9,10 @@ Keys (all under ``prefix``, default ``ltrr:q2e:``):
   ``1 + (clicks + alpha*prior) / (impressions + alpha)``, predicted pairs keep their prior in [0, 1)
 - ``<prefix>e:<entity_id>``  set of the queries the entity appears in (so ``forget`` is targeted)
 - ``<prefix>x``  hash ``entity_id -> exposure``, impressions over every query (never decayed)
+- ``<prefix>totals``  hash of raw, undecayed totals: ``queries`` (query keys created), ``impressions``, ``clicks``
+
+With ``retention_s`` set, a query's keys (and an entity's query set) expire that long after their last
+record; with ``max_entities_per_query`` set, the lowest-scored entities beyond it are dropped from the query.
 
 ``record`` and ``predict`` are Lua scripts: one round trip, atomic, and a predicted pair can never
 overwrite an observed one. ``record`` applies the time decay of ``MemoryStore`` in the script, with the
@@ -24,6 +28,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence, cast
 
 import redis
+import redis.client
 
 from contracts import BackendUnavailable, ConfigError
 from memory_index.base import (
@@ -43,16 +48,21 @@ local prior = tonumber(ARGV[2])
 local query = ARGV[3]
 local half_life = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
-local n = (#ARGV - 5) / 2
+local retention = tonumber(ARGV[6])
+local cap = tonumber(ARGV[7])
+local n = (#ARGV - 7) / 2
 local function fmt(value) return string.format('%.17g', value) end
 local function kept(elapsed)
   if half_life then return 0.5 ^ (elapsed / half_life) end
   return 1
 end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HINCRBY', KEYS[4], 'queries', 1) end
 for i = 1, n do
-  local entity_id = ARGV[4 + 2 * i]
-  local click = 0
-  if ARGV[5 + 2 * i] == '1' then click = 1 end
+  local entity_id = ARGV[6 + 2 * i]
+  local flag = ARGV[7 + 2 * i]
+  local shown, click = 1, 0
+  if flag == '1' then click = 1 end
+  if flag == '2' then shown, click = 0, 1 end
   local fields = {'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id}
   local stored = redis.call('HMGET', KEYS[1], fields[1], fields[2], fields[3])
   local impressions = tonumber(stored[1] or '0')
@@ -60,19 +70,35 @@ for i = 1, n do
   local last_update = tonumber(stored[3] or '') or now
   if now >= last_update then
     local weight = kept(now - last_update)
-    impressions = impressions * weight + 1
+    impressions = impressions * weight + shown
     clicks = clicks * weight + click
     last_update = now
   else
     local weight = kept(last_update - now)
-    impressions = impressions + weight
+    impressions = impressions + shown * weight
     clicks = clicks + click * weight
   end
   redis.call('HSET', KEYS[1], fields[1], fmt(impressions), fields[2], fmt(clicks), fields[3], fmt(last_update))
   local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
   redis.call('ZADD', KEYS[2], fmt(score), entity_id)
-  redis.call('HINCRBY', KEYS[3], entity_id, 1)
-  redis.call('SADD', KEYS[3 + i], query)
+  if shown == 1 then redis.call('HINCRBY', KEYS[3], entity_id, 1) end
+  redis.call('HINCRBY', KEYS[4], 'impressions', shown)
+  redis.call('HINCRBY', KEYS[4], 'clicks', click)
+  redis.call('SADD', KEYS[4 + i], query)
+  if retention then redis.call('EXPIRE', KEYS[4 + i], retention) end
+end
+if retention then
+  redis.call('EXPIRE', KEYS[1], retention)
+  redis.call('EXPIRE', KEYS[2], retention)
+end
+if cap then
+  local extra = redis.call('ZCARD', KEYS[2]) - cap
+  if extra > 0 then
+    for _, dropped in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
+      redis.call('ZREM', KEYS[2], dropped)
+      redis.call('HDEL', KEYS[1], 'i:' .. dropped, 'c:' .. dropped, 't:' .. dropped)
+    end
+  end
 end
 return n
 """
@@ -115,6 +141,8 @@ class RedisMemoryStore:
         top_limit: int = 1000,
         timeout_seconds: float = 2.0,
         half_life_s: float | None = None,
+        retention_s: float | None = None,
+        max_entities_per_query: int | None = None,
     ) -> None:
         check_smoothing(alpha, prior)
         check_half_life(half_life_s)
@@ -126,6 +154,12 @@ class RedisMemoryStore:
         self.prior = prior
         self.top_limit = top_limit
         self.half_life_s = None if half_life_s is None else float(half_life_s)
+        if retention_s is not None and not retention_s >= 1:
+            raise ConfigError.about("retention_s", f"expected seconds >= 1, or unset to keep entries; got {retention_s!r}")
+        if max_entities_per_query is not None and not max_entities_per_query >= 1:
+            raise ConfigError.about("max_entities_per_query", f"expected at least 1, or unset for no cap; got {max_entities_per_query!r}")
+        self.retention_s = None if retention_s is None else int(retention_s)
+        self.max_entities_per_query = max_entities_per_query
         try:
             self._client = redis.Redis.from_url(
                 url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds, decode_responses=True
@@ -161,19 +195,65 @@ class RedisMemoryStore:
     def _exposure_key(self) -> str:
         return f"{self.prefix}x"
 
+    def _totals_key(self) -> str:
+        return f"{self.prefix}totals"
+
     def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
-        entity_ids, clicked_set = unique_shown(shown, clicked)
-        if not entity_ids:
+        call = self._record_call(query, shown, clicked, timestamp)
+        if call is None:
             return
-        now = check_timestamp(timestamp)
-        keys = [self._counts_key(query), self._scores_key(query), self._exposure_key()]
-        keys += [self._entity_key(e) for e in entity_ids]
-        half_life = "" if self.half_life_s is None else repr(self.half_life_s)
-        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), query, half_life, repr(now)]
-        for entity_id in entity_ids:
-            args += [entity_id, "1" if entity_id in clicked_set else "0"]
+        keys, args = call
         with self._unavailable_as_error():
             self._record_script(keys=keys, args=args)
+
+    def queue_record(
+        self, pipeline: redis.client.Pipeline, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float,
+        late_clicks: Sequence[str] = (),
+    ) -> None:
+        """``record`` queued on ``pipeline`` (a MULTI the caller executes, so it commits with the caller's own
+        writes or not at all). ``late_clicks`` are engagements on entities whose impression was already counted:
+        a click each, no impression."""
+        call = self._record_call(query, shown, clicked, timestamp, late_clicks)
+        if call is not None:
+            keys, args = call
+            self._record_script(keys=keys, args=args, client=pipeline)
+
+    def pipeline(self) -> redis.client.Pipeline:
+        return self._client.pipeline(transaction=True)
+
+    def _record_call(
+        self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float, late_clicks: Sequence[str] = ()
+    ) -> tuple[list[str], list[str]] | None:
+        entity_ids, clicked_set = unique_shown(shown, clicked)
+        late = [entity_id for entity_id in dict.fromkeys(late_clicks) if entity_id not in entity_ids]
+        if not entity_ids and not late:
+            return None
+        now = check_timestamp(timestamp)
+        keys = [self._counts_key(query), self._scores_key(query), self._exposure_key(), self._totals_key()]
+        keys += [self._entity_key(e) for e in entity_ids + late]
+        half_life = "" if self.half_life_s is None else repr(self.half_life_s)
+        retention = "" if self.retention_s is None else str(self.retention_s)
+        cap = "" if self.max_entities_per_query is None else str(self.max_entities_per_query)
+        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), query, half_life, repr(now), retention, cap]
+        for entity_id in entity_ids:
+            args += [entity_id, "1" if entity_id in clicked_set else "0"]
+        for entity_id in late:
+            args += [entity_id, "2"]
+        return keys, args
+
+    def totals(self) -> dict[str, int]:
+        """Raw, undecayed totals: queries recorded, distinct entities shown, impressions, clicks."""
+        with self._unavailable_as_error():
+            reading = self._client.pipeline(transaction=False)
+            reading.hgetall(self._totals_key())
+            reading.hlen(self._exposure_key())
+            stored, entities = reading.execute()
+        return {
+            "queries": int(stored.get("queries", 0)),
+            "entities": int(entities),
+            "impressions": int(stored.get("impressions", 0)),
+            "clicks": int(stored.get("clicks", 0)),
+        }
 
     def exposure(self, entity_ids: Sequence[str]) -> list[float]:
         if not entity_ids:

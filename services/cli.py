@@ -204,28 +204,70 @@ def serve(
 @app.command()
 def ingest(
     data_dir: Optional[Path] = DataDir,
-    flush: bool = typer.Option(False, "--flush", help="Close every open attribution window now instead of waiting for event time."),
+    flush: bool = typer.Option(
+        False, "--flush",
+        help="Read every event up to the stream's end as of now, close every attribution window, commit, wait for any retrain started, exit.",
+    ),
     follow: float = typer.Option(0.0, min=0.0, help="Keep running, ingesting every this many seconds (0: once)."),
     verbose: bool = Verbose,
 ) -> None:
-    """Join feedback to impressions; update the memory index, the bandit and the ranker."""
+    """Read the event stream; update the memory index, the bandit and the ranker (one ingester per Redis)."""
     _setup_logging(verbose)
     from services.ingest.jobs import open_ingest_job
 
     stop = threading.Event()
-    # SIGTERM ends the loop between passes, so a pass is never cut off halfway.
+    # SIGTERM ends the loop between passes, so a pass is never cut off halfway; the lease is released.
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
+    def waiting(holder: str, seconds: float) -> None:
+        console.print(f"the ingest lease is held by {holder}; waiting up to {seconds:.0f} s for it to lapse")
+
     with _errors_as_one_line():
-        job = open_ingest_job(_settings(data_dir))
+        job = open_ingest_job(_settings(data_dir), on_wait=waiting)
         try:
             while not stop.is_set():
                 report = job.run(flush=flush)
-                _print_ingest(report)
+                if report.lines or report.finalized or follow <= 0:
+                    _print_ingest(report)
                 if follow <= 0:
                     break
                 stop.wait(follow)
         except KeyboardInterrupt:
             pass
+        finally:
+            job.close()
+
+
+@app.command()
+def stats(
+    data_dir: Optional[Path] = DataDir,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (only JSON on stdout)."),
+) -> None:
+    """What the learning loop has applied: impressions, feedback, memory index, bandit, ranker rows, stream, storage."""
+    _setup_logging(False)
+    from services.ingest.stats import collect_stats
+
+    with _errors_as_one_line():
+        figures = collect_stats(_settings(data_dir))
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+        return
+    table = Table(title="ltrr stats", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    for name, value in _flatten(figures):
+        table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
+    Console().print(table)
+
+
+def _flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{name}.")
+        else:
+            rows.append((f"{prefix}{name}", value))
+    return rows
 
 
 def _print_ingest(report: Any) -> None:
@@ -249,7 +291,7 @@ def _print_ingest(report: Any) -> None:
 def replay(
     data_dir: Optional[Path] = DataDir,
     policy: str = typer.Option("current", help="Policy to evaluate: current (the serving VW model), a model directory, uniform, or fixed:<plan>."),
-    log: Optional[Path] = typer.Option(None, help="Event log to replay (default: <data-dir>/events/events.jsonl)."),
+    log: Optional[Path] = typer.Option(None, help="One event file to replay (default: the archive under <data-dir>/events/archive/, then <data-dir>/events/events.jsonl)."),
     out: Optional[Path] = typer.Option(None, help="Write the estimates as JSON here."),
 ) -> None:
     """Estimate a policy's average reward on logged traffic (IPS and self-normalized IPS, 95% intervals)."""
@@ -319,21 +361,27 @@ app.add_typer(events_app, name="events")
 def events_export(
     out: Path = typer.Option(..., help="Write the events here, one JSON object a line."),
     data_dir: Optional[Path] = DataDir,
-    log: Optional[Path] = typer.Option(None, help="Event log to read (default: <data-dir>/events/events.jsonl)."),
+    log: Optional[Path] = typer.Option(None, help="One event file to read (default: every archived segment under <data-dir>/events/archive/, then <data-dir>/events/events.jsonl)."),
 ) -> None:
-    """Export the event log: complete lines only, one event per event_id; prints a JSON summary on stdout."""
+    """Export the logged events: complete lines only, one event per event_id; prints a JSON summary on stdout."""
     _setup_logging(False)
     from dataclasses import asdict
 
     from services.evaluation.export import export_events
+    from services.eventlog import event_files
     from services.registry import Paths
 
     with _errors_as_one_line():
         settings = _settings(data_dir)
-        source = log or Paths(settings.data_dir).events / "events.jsonl"
-        if not source.is_file():
-            raise ConfigError(f"--log: {source} does not exist; serve some traffic first or pass --log")
-        report = export_events(source, out)
+        if log is not None and not log.is_file():
+            raise ConfigError(f"--log: {log} does not exist; pass an event file, or leave --log out to read the archive")
+        sources = [log] if log is not None else event_files(settings.data_dir)
+        if not sources:
+            raise ConfigError(
+                f"--data-dir: no events under {Paths(settings.data_dir).events} (no archive segments, no events.jsonl); "
+                "serve some traffic (and with Redis, run `ltrr ingest`, which archives the stream) or pass --log"
+            )
+        report = export_events(sources, out)
     sys.stdout.write(json.dumps(asdict(report)) + "\n")
 
 

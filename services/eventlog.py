@@ -1,4 +1,5 @@
-"""The append-only event log: JSONL files under ``<data_dir>/events/``, one event per line.
+"""The append-only event log of a service without Redis: JSONL files under ``<data_dir>/events/``, one
+event per line (with Redis, events go to the Redis stream and ingest archives them under ``events/archive/``).
 
 Impressions and feedback share one file so a single byte offset orders them. Lines are the JSON of
 ``contracts.events``; every event carries ``schema_version`` and a reader refuses versions it does not
@@ -14,12 +15,20 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from contracts import BadRequest
 from contracts.events import Event, event_from_json
 
 logger = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """Where the service writes its events: this file log (no Redis) or the Redis stream (``services.eventstream``)."""
+
+    def append(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def new_id() -> str:
@@ -96,3 +105,25 @@ def read_log(path: Path, offset: int = 0) -> Iterator[LogLine]:
                 yield LogLine(event_from_json(record), None, position)
             except BadRequest as error:
                 yield LogLine(None, str(error), position)
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    """A Redis stream id (``<ms>-<seq>``) as a sortable pair."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+def event_files(data_dir: Path) -> list[Path]:
+    """Every file of logged events under ``data_dir``: the ingest archive's segments (with Redis), oldest
+    first, then the service's own log (without Redis). Readers take each ``event_id`` once."""
+    events = Path(data_dir) / "events"
+    log = events / "events.jsonl"
+    return archive_segments(events / "archive") + ([log] if log.is_file() else [])
+
+
+def archive_segments(directory: Path) -> list[Path]:
+    """The segments of an archive directory, oldest first (their names sort by date, then number)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(path for path in directory.glob("events-*.jsonl") if path.is_file())

@@ -59,6 +59,10 @@ class Paths:
         return self.root / "events"
 
     @property
+    def archive(self) -> Path:
+        return self.root / "events" / "archive"
+
+    @property
     def ingest(self) -> Path:
         return self.root / "ingest"
 
@@ -152,8 +156,10 @@ def ensure_catalog(settings: Settings) -> list[Entity]:
 
 
 def redis_store(settings: Settings, url: str) -> RedisMemoryStore:
-    with named_settings(half_life_s="memory_half_life_s", url="redis_url"):
-        return RedisMemoryStore(url, half_life_s=settings.memory_half_life_s)
+    with named_settings(half_life_s="memory_half_life_s", url="redis_url", retention_s="memory_retention_s",
+                        max_entities_per_query="memory_max_per_query"):
+        return RedisMemoryStore(url, half_life_s=settings.memory_half_life_s, retention_s=settings.memory_retention_s,
+                                max_entities_per_query=settings.memory_max_per_query)
 
 
 def local_store(settings: Settings) -> LocalMemoryStore:

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         default=0.0, ge=0.0, description="Weight of the lexical popularity prior (0: off); the more popular of two equal-text entities ranks first."
     )
     memory_half_life_s: float | None = Field(default=None, gt=0.0, description="Half-life of memory-index counts; unset: no decay.")
+    memory_retention_s: float | None = Field(
+        default=90 * 86400.0, ge=1.0, description="A query's memory-index entries expire this long after its last impression (Redis); unset: kept."
+    )
+    memory_max_per_query: int | None = Field(
+        default=1000, ge=1, description="Entities the memory index keeps per query (Redis; the lowest-scored go first); unset: no cap."
+    )
 
     click_weight: float = Field(default=1.0, ge=0.0, description="Reward of a click.")
     favorite_weight: float = Field(default=2.0, ge=0.0, description="Reward of a favorite.")
@@ -98,6 +104,16 @@ class Settings(BaseSettings):
         default=1, ge=1, description="Threads LightGBM trains with; the trees depend on the count, so it is fixed, not the machine's CPU count."
     )
     ranker_holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Newest share of rows held out to gate a retrained ranker.")
+    ingest_lateness_s: float = Field(
+        default=30.0, ge=0.0, description="Ingest closes an impression this long after its attribution window, for events that arrive late."
+    )
+    dedupe_horizon_s: float = Field(
+        default=6 * 3600.0, ge=60.0, description="How long ingest remembers which impressions it applied (a repeat within it counts once)."
+    )
+    archive_segment_mb: float = Field(default=64.0, gt=0.0, description="Ingest starts a new event-archive segment past this size (or a new UTC day).")
+    archive_retention_days: float = Field(
+        default=30.0, gt=0.0, description="Event-archive segments older than this are deleted (they hold query text)."
+    )
     ingest_interval_s: float = Field(default=5.0, gt=0.0, description="In-process ingestion period when no Redis is available.")
     reload_interval_s: float = Field(default=2.0, ge=0.0, description="How often the service checks for new model versions (0: never).")
 
@@ -119,7 +135,7 @@ class Settings(BaseSettings):
     def _csv_lists(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("seed", "memory_half_life_s", "redis_url", "opensearch_url", "api_key", "user_id_salt", "catalog_path", mode="before")
+    @field_validator("seed", "memory_half_life_s", "memory_retention_s", "memory_max_per_query", "redis_url", "opensearch_url", "api_key", "user_id_salt", "catalog_path", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``LTRR_SEED=`` in an env file means unset, as it reads."""

@@ -95,12 +95,14 @@ def new_events(
         yield line.event
 
 
-def join_rounds(path: Path, config: RewardConfig) -> tuple[list[LoggedRound], IngestReport]:
-    """Every impression in the log with its reward (replay reads the log this way; nothing is recomputed)."""
+def join_rounds(paths: Path | Sequence[Path], config: RewardConfig) -> tuple[list[LoggedRound], IngestReport]:
+    """Every impression in the event files with its reward (replay reads logs this way; nothing is recomputed)."""
     report = IngestReport()
     impressions: dict[str, ImpressionEvent] = {}
     feedback: dict[str, list[FeedbackEvent]] = {}
-    for event in new_events(read_log(path), set(), report):
+    files = [paths] if isinstance(paths, Path) else list(paths)
+    lines = (line for path in files for line in read_log(path))
+    for event in new_events(lines, set(), report):
         if isinstance(event, ImpressionEvent):
             impressions[event.request_id] = event
         else:

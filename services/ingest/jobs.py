@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -14,12 +14,15 @@ from contracts import ConfigError, Context, Decision
 from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
 from ranker.base import Ranker
+from services.eventstream import redis_client
+from services.ingest.archive import Archive
 from services.ingest.ingestor import Ingestor, IngestReport
+from services.ingest.lease import Lease
+from services.ingest.stream_ingest import ROWS_KEPT, RetrainWorker, StreamIngestor
 from services.redis_local import url_file
 from services.registry import (
     Paths,
     make_policy,
-    make_ranker,
     plans_from,
     reachable_redis_store,
     reward_config,
@@ -32,11 +35,12 @@ logger = logging.getLogger(__name__)
 def retrain_ranker(
     settings: Settings, models: ModelStore, rows: Path, current: Callable[[], Ranker], install: Callable[[Ranker], None]
 ) -> str:
-    """``training.retrain_ranker``, imported on first use: LightGBM training, ranx and numba stay out of a
+    """``training.retrain_ranker`` on a rows file, imported on first use: LightGBM training stays out of a
     service process until it has a ranker to train (only the in-process ingest of a service without Redis does)."""
     from services.ingest.training import retrain_ranker as retrain
+    from services.ingest.training import rows_from_file
 
-    return retrain(settings, models, rows, current, install)
+    return retrain(settings, models, rows_from_file(rows), current, install)
 
 
 @dataclass
@@ -51,6 +55,9 @@ class IngestJob:
     models: ModelStore
     with_policy: Callable[[Callable[[Policy], None]], None]
     save_models: bool = True
+
+    def close(self) -> None:
+        pass
 
     def run(self, flush: bool = False) -> IngestReport:
         report = self.ingestor.run(flush=flush)
@@ -95,43 +102,67 @@ def ingest_job(settings: Settings, serving: ServingPipeline, save_models: bool =
     return IngestJob(ingestor, models, serving.learn, save_models)
 
 
-def open_ingest_job(settings: Settings) -> IngestJob:
-    """``ltrr ingest``: Redis from LTRR_REDIS_URL or the URL the demo's local redis-server wrote."""
-    paths = Paths(settings.data_dir)
+@dataclass
+class StreamIngestJob:
+    """``ltrr ingest`` with Redis: the stream ingestor under the learner's lease, retraining in a child process."""
+
+    ingestor: StreamIngestor
+    lease: Lease
+    retrainer: RetrainWorker
+
+    def run(self, flush: bool = False) -> IngestReport:
+        report = self.ingestor.run(flush=flush)
+        if flush and self.retrainer.wait() not in (None, 0):
+            report.errors.append("the ranker retrain exited with an error (see its log lines above)")
+        return report
+
+    def close(self) -> None:
+        self.lease.release()
+
+
+def redis_url_for_ingest(settings: Settings) -> tuple[str, str, str]:
+    """The URL ingest uses, where it came from and how to fix it: LTRR_REDIS_URL, else the demo's local redis-server."""
     if settings.redis_url:
-        memory = reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", "start Redis there or fix the URL")
-    elif url_file(settings.data_dir).exists():
-        memory = reachable_redis_store(
-            settings, url_file(settings.data_dir).read_text().strip(), f"the local redis-server URL in {url_file(settings.data_dir)}",
+        return settings.redis_url, "LTRR_REDIS_URL", "start Redis there or fix the URL"
+    if url_file(settings.data_dir).exists():
+        return (
+            url_file(settings.data_dir).read_text().strip(), f"the local redis-server URL in {url_file(settings.data_dir)}",
             "start `ltrr serve` (it starts that redis-server) or set LTRR_REDIS_URL",
         )
-    else:
-        raise ConfigError(
-            "no Redis to ingest into: set LTRR_REDIS_URL, or start `ltrr serve` (it writes the local redis-server's "
-            f"URL to {url_file(settings.data_dir)}); without Redis the service ingests in-process by itself"
-        )
-    models = ModelStore(paths.models)
-    policy_holder = [make_policy(settings, plans_from(settings), models)]
-    ranker_holder = [make_ranker(settings, models)]
-    lock = threading.Lock()
-
-    def with_policy(apply: Callable[[Policy], None]) -> None:
-        with lock:
-            apply(policy_holder[0])
-
-    def learn(context: Context, decision: Decision, reward: float) -> None:
-        policy_holder[0].learn(context, decision, reward)
-
-    def set_ranker(ranker: Ranker) -> None:
-        ranker_holder[0] = ranker
-
-    ingestor = Ingestor(
-        paths.events / "events.jsonl",
-        paths.ingest,
-        memory,
-        reward_config(settings),
-        learn,
-        retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: ranker_holder[0], set_ranker),
-        min_new_rows=settings.ranker_min_new_impressions,
+    raise ConfigError(
+        "no Redis to ingest into: set LTRR_REDIS_URL, or start `ltrr serve` (it writes the local redis-server's "
+        f"URL to {url_file(settings.data_dir)}); without Redis the service ingests in-process by itself"
     )
-    return IngestJob(ingestor, models, with_policy)
+
+
+def open_ingest_job(settings: Settings, on_wait: Callable[[str, float], None] | None = None) -> StreamIngestJob:
+    """``ltrr ingest``: the stream of the Redis at LTRR_REDIS_URL (or the demo's local one), once this
+    process holds the learner's lease (``LeaseHeld`` while another ingester is alive)."""
+    url, source, fix = redis_url_for_ingest(settings)
+    memory = reachable_redis_store(settings, url, source, fix)
+    client = redis_client(url, timeout_s=10.0)
+    lease = Lease(client)
+    lease.acquire(on_wait)
+    try:
+        paths = Paths(settings.data_dir)
+        models = ModelStore(paths.models)
+        retrainer = RetrainWorker(settings.data_dir, url, client)
+        ingestor = StreamIngestor(
+            client,
+            memory,
+            models,
+            make_policy(settings, plans_from(settings), models),
+            reward_config(settings),
+            Archive(paths.archive, int(settings.archive_segment_mb * (1 << 20)), settings.archive_retention_days * 86400.0),
+            lateness_s=settings.ingest_lateness_s,
+            dedupe_horizon_s=settings.dedupe_horizon_s,
+            rows_cap=ROWS_KEPT,
+            min_new_rows=settings.ranker_min_new_impressions,
+            retrain=retrainer,
+            lease=lease,
+            clock=time.time,
+        )
+    except BaseException:
+        lease.release()
+        raise
+    return StreamIngestJob(ingestor, lease, retrainer)

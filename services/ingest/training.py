@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -24,13 +24,21 @@ MAX_GROUPS = 3000
 MAX_NEGATIVES_PER_GROUP = 50
 
 
-def load_groups(rows_path: Path, width: int, max_groups: int = MAX_GROUPS) -> list[TrainingGroup]:
-    """The newest ``max_groups`` rows whose feature width matches; per row every engaged candidate and the
-    first ``MAX_NEGATIVES_PER_GROUP`` others in logged (ranked) order."""
-    lines = rows_path.read_text(encoding="utf-8").splitlines()[-max_groups:] if rows_path.exists() else []
+def rows_from_file(rows_path: Path) -> list[str]:
+    """The rows the in-process ingest appended (oldest first)."""
+    return rows_path.read_text(encoding="utf-8").splitlines() if rows_path.exists() else []
+
+
+def load_groups(lines: Sequence[str], width: int, max_groups: int = MAX_GROUPS) -> list[TrainingGroup]:
+    """The newest ``max_groups`` of ``lines`` (oldest first) whose feature width matches, one per request id;
+    per row every engaged candidate and the first ``MAX_NEGATIVES_PER_GROUP`` others in logged (ranked) order."""
     groups = []
-    for line in lines:
+    seen: set[str] = set()
+    for line in lines[-max_groups:]:
         row = TrainingRow.from_line(line)
+        if row.request_id in seen:
+            continue
+        seen.add(row.request_id)
         features = np.asarray(row.features, dtype=np.float64)
         if features.ndim != 2 or features.shape[1] != width:
             continue
@@ -44,7 +52,7 @@ def load_groups(rows_path: Path, width: int, max_groups: int = MAX_GROUPS) -> li
 def retrain_ranker(
     settings: Settings,
     models: ModelStore,
-    rows_path: Path,
+    rows: Sequence[str],
     current: Callable[[], Ranker],
     install: Callable[[Ranker], None],
 ) -> str:
@@ -52,7 +60,7 @@ def retrain_ranker(
     if settings.ranker == "fusion":
         return "not retrained: LTRR_RANKER=fusion"
     strategies = tuple(settings.strategies)
-    groups = load_groups(rows_path, len(feature_names(strategies)))
+    groups = load_groups(rows, len(feature_names(strategies)))
     holdout_size = max(1, int(len(groups) * settings.ranker_holdout_fraction))
     if len(groups) - holdout_size < 20:
         return f"not retrained: {len(groups)} engaged impressions, need at least {20 + holdout_size}"

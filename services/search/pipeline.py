@@ -41,7 +41,7 @@ from memory_index.base import MemoryStore
 from ranker.base import Ranker
 from retrievers.base import Retriever
 from retrievers.understanding import Gazetteer, build_query
-from services.eventlog import EventLog, new_id
+from services.eventlog import EventSink, new_id
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
 from services.search.ledger import Claim, LocalLedger, RequestLedger, ShownPage
 
@@ -108,7 +108,7 @@ class Pipeline:
     memory: MemoryStore
     gazetteer: Gazetteer
     facts: dict[str, EntityFacts]
-    event_log: EventLog
+    event_log: EventSink
     strategies: tuple[str, ...]
     hash_user: Callable[[str | None, str], str | None]  # pseudonymises user and session ids (services.user_ids)
     retriever_timeout_s: float = 0.25

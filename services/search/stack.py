@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from memory_index.redis_store import RedisMemoryStore
 from retrievers.dense_faiss import FaissDenseRetriever
 from retrievers.embedding import Embedder
 from retrievers.understanding import Gazetteer
-from services.eventlog import EventLog
+from services.eventlog import EventLog, EventSink
+from services.eventstream import RedisEventStream, eviction_warning, redis_client
 from services.randomness import process_randomness
 from services.redis_local import LocalRedis
 from services.registry import (
@@ -31,6 +33,8 @@ from services.search.ledger import LocalLedger, RedisLedger, RequestLedger
 from services.search.pipeline import Pipeline
 from services.settings import Settings
 from services.user_ids import UserIdHasher, load_or_create_salt
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,7 +82,7 @@ def open_stack(
     try:
         cold_start(memory, entities)
         models = ModelStore(paths.models)
-        event_log = EventLog(paths.events)
+        event_log = open_event_sink(settings, memory, paths)
         retrievers = open_retrievers(settings, memory, embedder, seed=randomness.library_seed)
         dense = retrievers.get("dense")
         pipeline = Pipeline(
@@ -107,6 +111,17 @@ def open_stack(
             local_redis.stop()
         raise
     return Stack(settings, pipeline, description, models, local_redis)
+
+
+def open_event_sink(settings: Settings, memory: MemoryStore, paths: Paths) -> EventSink:
+    """The Redis stream ingest reads when the memory index is in Redis, else the service's own log file."""
+    if isinstance(memory, RedisMemoryStore):
+        stream = RedisEventStream(memory.url)
+        warning = eviction_warning(redis_client(memory.url))
+        if warning:
+            logger.warning(warning)
+        return stream
+    return EventLog(paths.events)
 
 
 def open_ledger(settings: Settings, memory: MemoryStore) -> RequestLedger:

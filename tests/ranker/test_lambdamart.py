@@ -50,7 +50,25 @@ def synthetic_groups(n_groups: int, seed: int, start_time: float = 0.0) -> list[
     return groups
 
 
-def test_ranx_ndcg_matches_hand_computation():
+def test_gate_ndcg_agrees_with_ranx_on_random_groups():
+    from ranx import Qrels, Run, evaluate
+
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 40, size=200)
+    scores, labels = rng.random(int(sizes.sum())), rng.choice([0, 0, 0, 1, 2, 3], size=int(sizes.sum()))
+    qrels, run, start = {}, {}, 0
+    for group, size in enumerate(sizes):
+        part = slice(start, start + int(size))
+        start += int(size)
+        relevant = {f"d{i}": int(label) for i, label in enumerate(labels[part]) if label > 0}
+        if relevant:
+            qrels[f"q{group:04d}"] = relevant
+            run[f"q{group:04d}"] = {f"d{i}": float(score) for i, score in enumerate(scores[part])}
+    expected = np.asarray(evaluate(Qrels(qrels), Run(run), "ndcg@10", return_mean=False))
+    assert np.allclose(ndcg_at_10_per_group(scores, labels, sizes), expected, atol=1e-12)
+
+
+def test_gate_ndcg_matches_hand_computation():
     scores = np.array([0.5, 0.9, 0.7, 0.1, 0.2])
     labels = np.array([3, 0, 1, 2, 0])
     # group 1 ranks d1(0), d2(1), d0(3); group 2 ranks d1(0), d0(2)

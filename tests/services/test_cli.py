@@ -16,7 +16,8 @@ SUBCOMMANDS = {
     "config": "Print every setting",
     "index": "build the lexical (tantivy) and dense (FAISS) indexes",
     "serve": "Start the search service",
-    "ingest": "Join feedback to impressions",
+    "ingest": "Read the event stream",
+    "stats": "What the learning loop has applied",
     "replay": "Estimate a policy's average reward on logged traffic",
     "simulate": "Closed loop on the demo catalog",
     "bench": "Measure retrieval quality and latency from outside",
@@ -72,7 +73,7 @@ def test_replay_without_a_log_exits_2_naming_log(runner, clean_env, tmp_path):
     assert result.exit_code == 2, result.output
     message = _flat(result.output)
     assert "--log" in message
-    assert f"{tmp_path / 'events' / 'events.jsonl'} does not exist" in message
+    assert f"no events under {tmp_path / 'events'}" in message
 
 
 def test_console_script_is_installed():
@@ -236,7 +237,9 @@ def test_events_export_writes_complete_unique_events_and_prints_only_json(tmp_pa
     with TestClient(build_app(settings)) as client:
         body = client.post("/search", json={"query": "jazz", "k": 2}).json()
         feedback = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"}).json()
-    log = data_dir / "events" / "events.jsonl"
+    archived = _run_ltrr(["ingest", "--flush", "--data-dir", str(data_dir)], tmp_path, LTRR_REDIS_URL=redis_url, HF_HUB_OFFLINE="1")
+    assert archived.returncode == 0, archived.stderr
+    log = sorted((data_dir / "events" / "archive").glob("events-*.jsonl"))[-1]
     lines = log.read_text().splitlines()
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(lines[0] + "\n" + "{not json\n" + '{"kind":"feedback","half a line')

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from fastapi.testclient import TestClient
+from logged import logged_lines
 
 from services.app import build_app
 from services.user_ids import REDIS_KEY, UserIdHasher, load_or_create_salt, salt_path
@@ -18,7 +19,7 @@ RAW = "alice@example.com"
 
 
 def _logged_user_ids(settings) -> list[str | None]:
-    lines = (settings.data_dir / "events" / "events.jsonl").read_text().splitlines()
+    lines = logged_lines(settings)
     return [json.loads(line)["query"]["user_id"] for line in lines if '"kind":"impression"' in line]
 
 
@@ -31,7 +32,7 @@ def test_with_redis_the_salt_is_shared_there_and_survives_a_restart(settings, em
     first, anonymous, again = _logged_user_ids(settings)
     assert first.startswith("u_") and len(first) == 34 and anonymous is None
     assert again == first, "every process on this Redis hashes with the same salt"
-    log = (settings.data_dir / "events" / "events.jsonl").read_text()
+    log = "\n".join(logged_lines(settings))
     assert RAW not in log and "alice-1" not in log, "session ids are pseudonymised too"
     salt = redis.Redis.from_url(redis_url).get(REDIS_KEY)
     assert first == "u_" + hmac.new(salt, RAW.encode(), hashlib.sha256).hexdigest()[:32]

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import redis
 
 from bandit.reward import RewardConfig
 from contracts import Plan
@@ -147,9 +148,15 @@ def test_configured_reward_weights_reach_replay_and_ingest(tmp_path, settings, r
     write_log(log, [impression("r1", 0.0, 0), feedback("r1", "a", "play", 5.0), feedback("r1", "a", "click", 6.0, n=1)])
     weighted = settings.model_copy(update={"play_weight": 7.5, "click_weight": 0.5})
     assert replay_policy(weighted, "uniform", log).logged_reward == pytest.approx(7.5 - 0.002 * 20)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    for line in log.read_text().splitlines():
+        client.xadd("ltrr:events", {"e": line})
     job = open_ingest_job(weighted.model_copy(update={"data_dir": tmp_path}))
-    assert job.ingestor.reward_config.weights == weighted.reward_weights
-    assert job.run(flush=True).reward_sum == pytest.approx(7.5 - 0.002 * 20)
+    try:
+        assert job.ingestor.reward_config.weights == weighted.reward_weights
+        assert job.run(flush=True).reward_sum == pytest.approx(7.5 - 0.002 * 20)
+    finally:
+        job.close()
 
 
 def test_open_windows_and_early_feedback_survive_a_restart(tmp_path, redis_url):

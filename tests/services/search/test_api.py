@@ -6,14 +6,14 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from logged import logged_lines
 
 from services.app import build_app
 
 
 def _events(settings):
     """The log as written: one JSON object a line, with the field names readers depend on."""
-    path = settings.data_dir / "events" / "events.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in logged_lines(settings)]
 
 
 def test_search_returns_ranked_results_with_provenance_and_plan(client, small_catalog, settings):
@@ -149,6 +149,7 @@ def test_bad_feedback_gets_4xx_naming_the_field(client, case, overrides, field):
 
 
 def test_a_torn_last_line_is_closed_before_the_next_event(settings, embedder):
+    settings = settings.model_copy(update={"redis_url": None})  # the file log is the sink without Redis
     log = settings.data_dir / "events" / "events.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_bytes(b'{"kind":"impression","request_id":"torn')

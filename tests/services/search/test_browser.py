@@ -7,6 +7,7 @@ the request id of the search that showed it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -14,9 +15,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from logged import logged_lines
 
 from services.app import build_app
-from services.eventlog import read_log
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -101,7 +102,7 @@ def test_search_click_is_logged_with_its_request_id(settings, embedder, small_ca
         finally:
             browser.close()
 
-    events = [line.event.to_json() for line in read_log(settings.data_dir / "events" / "events.jsonl") if line.event is not None]
+    events = [json.loads(line) for line in logged_lines(settings)]
     impressions = [event for event in events if event["kind"] == "impression" and event["request_id"] == request_id]
     assert len(impressions) == 1
     assert impressions[0]["query"]["text"] == target.title

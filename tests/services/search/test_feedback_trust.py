@@ -7,13 +7,14 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from logged import logged_lines
 
 from services.app import build_app
 from services.search.ledger import Claim, LocalLedger, RedisLedger, ShownPage
 
 
 def _feedback_lines(settings) -> list[dict]:
-    lines = (settings.data_dir / "events" / "events.jsonl").read_text().splitlines()
+    lines = logged_lines(settings)
     return [json.loads(line) for line in lines if '"kind":"feedback"' in line]
 
 

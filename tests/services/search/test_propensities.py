@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 from fastapi.testclient import TestClient
+from logged import logged_lines
 
 from contracts import choose_index
 from services.app import build_app
@@ -16,7 +17,7 @@ from services.registry import policy_from_directory
 
 
 def _impressions(settings) -> list[dict]:
-    lines = (settings.data_dir / "events" / "events.jsonl").read_text().splitlines()
+    lines = logged_lines(settings)
     return [json.loads(line) for line in lines if '"kind":"impression"' in line]
 
 

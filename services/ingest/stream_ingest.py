@@ -1,0 +1,423 @@
+"""Ingest from the Redis event stream with exactly-once effects.
+
+A pass reads the consumer group's entries (after a restart, first the ones it had read but not
+acknowledged), archives them, joins feedback to impressions, and commits every impression whose
+attribution window (plus the allowed lateness) has closed, in four steps:
+
+1. **counters**: the memory-index counts, the totals of ``ltrr stats`` and an applied-marker per impression,
+   in one MULTI (all or nothing);
+2. **bandit**: the policy learns the rounds it has not learned and is saved with the ids it learned
+   (``ingest.json`` beside the model), then published;
+3. **rows**: the ranker training rows, their count and the marker moved to "done", in one MULTI;
+4. **acknowledgement** of the stream entries.
+
+A crash between steps re-delivers the entries; the marker (1 = counted, 2 = done) and the saved policy's
+list of learned ids say which effects are already in, so each applies once. Markers live in hourly hashes
+(by impression time) that expire after the dedupe horizon: a repeat within it counts once.
+Feedback for an impression already finalized (it arrived later than the lateness allows) still counts
+once: a click in the memory index and in ``feedback_applied``; the bandit's reward for that round is final.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import redis
+
+from bandit.base import Policy
+from bandit.reward import RewardConfig
+from contracts import BadRequest, Context
+from contracts.artifacts import ModelStore
+from contracts.events import FeedbackEvent, ImpressionEvent, event_from_json
+from memory_index.redis_store import RedisMemoryStore
+from services.eventlog import stream_id_key as _key
+from services.eventstream import FIELD, GROUP, STREAM
+from services.ingest.archive import Archive
+from services.ingest.failpoints import failpoint
+from services.ingest.ingestor import IngestReport, LoggedRound, finalize
+from services.ingest.lease import Lease
+from services.ingest.rows import TrainingRow
+
+logger = logging.getLogger(__name__)
+
+STATS_KEY = "ltrr:ingest:stats"
+ROWS_KEY = "ltrr:ingest:rows"
+MARKER_PREFIX = "ltrr:ingest:applied:"
+LEARNED_FILE = "ingest.json"
+ROWS_KEPT = 3000  # the newest training rows kept in Redis (training reads at most this many)
+COUNTED, DONE = "1", "2"
+
+
+@dataclass(slots=True)
+class _Open:
+    impression: ImpressionEvent
+    feedback: list[FeedbackEvent] = field(default_factory=list)
+    entry_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Early:
+    event: FeedbackEvent
+    entry_id: str
+
+
+def marker_key(impression_time: float) -> str:
+    return f"{MARKER_PREFIX}{int(impression_time // 3600)}"
+
+
+class StreamIngestor:
+    """The single learner reading ``ltrr:events``. ``policy`` is the bandit being trained (loaded from the
+    published version, whose ``ingest.json`` lists the ids it learned that may not be acknowledged yet);
+    ``retrain`` starts a ranker retrain without waiting for it."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        memory: RedisMemoryStore,
+        models: ModelStore,
+        policy: Policy,
+        reward_config: RewardConfig,
+        archive: Archive,
+        lateness_s: float = 30.0,
+        dedupe_horizon_s: float = 6 * 3600.0,
+        rows_cap: int = ROWS_KEPT,
+        min_new_rows: int = 200,
+        retrain: Callable[[], str] | None = None,
+        lease: Lease | None = None,
+        clock: Callable[[], float] | None = None,
+        consumer: str = "learner",
+        batch: int = 2000,
+        max_entries_per_pass: int = 20000,
+        stream: str = STREAM,
+        group: str = GROUP,
+    ) -> None:
+        self.client = client
+        self.memory = memory
+        self.models = models
+        self.policy = policy
+        self.reward_config = reward_config
+        self.archive = archive
+        self.lateness_s = lateness_s
+        self.dedupe_horizon_s = dedupe_horizon_s
+        self.rows_cap = rows_cap
+        self.min_new_rows = min_new_rows
+        self.retrain = retrain
+        self.lease = lease
+        self.clock = clock
+        self.consumer = consumer
+        self.batch = batch
+        self.max_entries_per_pass = max_entries_per_pass
+        self.stream = stream
+        self.group = group
+        self._open: dict[str, _Open] = {}
+        self._early: dict[str, list[_Early]] = {}
+        self._replayed_pending = False
+        learned = self._learned_record()
+        self._learned: set[str] = set(learned.get("learned", []))
+        self.watermark = float(learned.get("watermark", 0.0))
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def _learned_record(self) -> dict[str, Any]:
+        directory = self.models.current_directory("bandit")
+        path = None if directory is None else directory / LEARNED_FILE
+        if path is None or not path.is_file():
+            return {}
+        return json.loads(path.read_text())
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _read(self, start: str, count: int) -> list[tuple[str, str | None]]:
+        answer: Any = self.client.xreadgroup(self.group, self.consumer, {self.stream: start}, count=count)
+        if not answer:
+            return []
+        return [(entry_id, (fields or {}).get(FIELD)) for entry_id, fields in answer[0][1]]
+
+    def _entries(self, flush: bool) -> list[tuple[str, str | None]]:
+        entries: list[tuple[str, str | None]] = []
+        if not self._replayed_pending:
+            # Read but never acknowledged before a restart: these come first, in stream order.
+            start = "0"
+            while True:
+                pending = self._read(start, self.batch)
+                if not pending:
+                    break
+                entries += pending
+                start = pending[-1][0]
+            self._replayed_pending = True
+        limit = math.inf if flush else self.max_entries_per_pass
+        end = self._last_id() if flush else None
+        while len(entries) < limit:
+            fresh = self._read(">", self.batch)
+            entries += fresh
+            if len(fresh) < self.batch or (end is not None and _key(fresh[-1][0]) >= _key(end)):
+                break
+        return entries
+
+    def _last_id(self) -> str:
+        return str(self.client.xinfo_stream(self.stream)["last-generated-id"])
+
+    # -- one pass -----------------------------------------------------------------------------------
+
+    def run(self, flush: bool = False) -> IngestReport:
+        report = IngestReport()
+        if self.lease is not None:
+            self.lease.check()
+        entries = self._entries(flush)
+        self.archive.write((entry_id, text) for entry_id, text in entries if text is not None)
+        done_ids: list[str] = []
+        late: list[tuple[FeedbackEvent, str]] = []
+        for entry_id, text in entries:
+            report.lines += 1
+            self._take(entry_id, text, report, done_ids, late)
+        if self.clock is not None:
+            self.watermark = max(self.watermark, self.clock())
+        horizon = self.reward_config.window_seconds + self.lateness_s
+        closing = [
+            opened for opened in self._open.values() if flush or opened.impression.time + horizon <= self.watermark
+        ]
+        closing.sort(key=lambda opened: opened.impression.time)
+        for request_id, waiting in list(self._early.items()):
+            if flush or all(early.event.time + horizon <= self.watermark for early in waiting):
+                del self._early[request_id]
+                late += [(early.event, early.entry_id) for early in waiting]
+        if closing or late or done_ids:
+            self._commit(closing, late, done_ids, report)
+        self.archive.prune()
+        return report
+
+    def _take(
+        self, entry_id: str, text: str | None, report: IngestReport, done_ids: list[str], late: list[tuple[FeedbackEvent, str]]
+    ) -> None:
+        if text is None:  # trimmed before it was acknowledged: nothing left to apply
+            done_ids.append(entry_id)
+            return
+        try:
+            event = event_from_json(json.loads(text))
+        except (ValueError, BadRequest) as error:
+            report.malformed += 1
+            if len(report.errors) < 20:
+                report.errors.append(f"entry {entry_id}: {error}")
+            done_ids.append(entry_id)
+            return
+        self.watermark = max(self.watermark, event.time)
+        if isinstance(event, ImpressionEvent):
+            report.impressions += 1
+            opened = self._open.get(event.request_id)
+            if opened is not None:
+                report.duplicates += 1
+                opened.entry_ids.append(entry_id)
+                return
+            opened = _Open(event, entry_ids=[entry_id])
+            for early in self._early.pop(event.request_id, []):
+                opened.feedback.append(early.event)
+                opened.entry_ids.append(early.entry_id)
+            self._open[event.request_id] = opened
+            return
+        report.feedback += 1
+        opened = self._open.get(event.request_id)
+        if opened is None:
+            self._early.setdefault(event.request_id, []).append(_Early(event, entry_id))
+            return
+        opened.entry_ids.append(entry_id)
+        if any(known.event_id == event.event_id for known in opened.feedback):
+            report.duplicates += 1
+            return
+        opened.feedback.append(event)
+
+    # -- the commit ---------------------------------------------------------------------------------
+
+    def _markers(self, closing: Sequence[_Open], late: Sequence[tuple[FeedbackEvent, str]]) -> tuple[list[str | None], list[tuple[str, str] | None]]:
+        reading = self.client.pipeline(transaction=False)
+        for opened in closing:
+            reading.hget(marker_key(opened.impression.time), opened.impression.request_id)
+        # Late feedback: find its impression's marker (an hour bucket at or before the feedback) and its own.
+        spans = []
+        for event, _ in late:
+            buckets = [marker_key(event.time - offset) for offset in (0.0, 3600.0, 7200.0)]
+            spans.append(buckets)
+            for bucket in buckets:
+                reading.hmget(bucket, [event.request_id, f"f:{event.event_id}", f"q:{event.request_id}"])
+        answers = reading.execute()
+        impression_markers = [None if value is None else str(value) for value in answers[: len(closing)]]
+        late_found: list[tuple[str, str] | None] = []
+        rest = answers[len(closing):]
+        for index, buckets in enumerate(spans):
+            found = None
+            counted = False
+            for bucket, (state, feedback_state, query) in zip(buckets, rest[3 * index: 3 * index + 3], strict=True):
+                counted = counted or feedback_state is not None
+                if state is not None and query is not None and found is None:
+                    found = (bucket, str(query))
+            late_found.append(None if counted or found is None else found)
+        return impression_markers, late_found
+
+    def _commit(self, closing: list[_Open], late: list[tuple[FeedbackEvent, str]], done_ids: list[str], report: IngestReport) -> None:
+        if self.lease is not None:
+            self.lease.check()
+        rounds: list[tuple[_Open, LoggedRound]] = []
+        for opened in closing:
+            try:
+                rounds.append((opened, finalize(opened.impression, opened.feedback, self.reward_config)))
+            except BadRequest as error:
+                report.malformed += 1
+                report.errors.append(f"request {opened.impression.request_id}: {error}")
+                done_ids += opened.entry_ids
+                del self._open[opened.impression.request_id]
+        markers, late_targets = self._markers([opened for opened, _ in rounds], late)
+        ttl = int(self.dedupe_horizon_s + 3600)
+
+        # 1. counters: memory index, totals and the applied-marker, all or nothing.
+        counting = self.memory.pipeline()
+        counted_any = False
+        for (opened, logged), marker in zip(rounds, markers, strict=True):
+            if marker is not None:
+                continue
+            impression = opened.impression
+            shown = [item.entity_id for item in impression.page]
+            self.memory.queue_record(counting, impression.query.normalized, shown, logged.engaged.keys(), logged.time)
+            key = marker_key(impression.time)
+            counting.hset(key, mapping={impression.request_id: COUNTED, f"q:{impression.request_id}": impression.query.normalized})
+            counting.expire(key, ttl)
+            counting.hincrby(STATS_KEY, "impressions_applied", 1)
+            counting.hincrby(STATS_KEY, "feedback_applied", len(opened.feedback))
+            counted_any = True
+        for (event, _), target in zip(late, late_targets, strict=True):
+            if target is None:
+                report.orphan_feedback += 1
+                counting.hincrby(STATS_KEY, "orphan_feedback", 1)
+                continue
+            bucket, query = target
+            self.memory.queue_record(counting, query, [], [], event.time, late_clicks=[event.entity_id])
+            counting.hset(bucket, f"f:{event.event_id}", COUNTED)
+            counting.hincrby(STATS_KEY, "feedback_applied", 1)
+            counting.hincrby(STATS_KEY, "feedback_late", 1)
+            counted_any = True
+        if report.malformed:
+            counting.hincrby(STATS_KEY, "malformed", report.malformed)
+        if counted_any or report.malformed:
+            counting.execute()
+        failpoint("after_counters")
+
+        # 2. bandit: learn what it has not learned (a crash after its save leaves those ids in ingest.json).
+        learned_now = []
+        for (opened, logged), marker in zip(rounds, markers, strict=True):
+            request_id = opened.impression.request_id
+            if marker == DONE or request_id in self._learned:
+                continue
+            self.policy.learn(Context(logged.context), logged.decision, logged.reward)
+            learned_now.append(request_id)
+            report.finalized += 1
+            report.reward_sum += logged.reward
+        finished = {opened.impression.request_id for opened, _ in rounds}
+        if learned_now:
+            self._learned |= set(learned_now)
+            record = {"learned": sorted(self._learned), "watermark": self.watermark, "stream_position": self.archive.position}
+
+            def write(directory: Path) -> None:
+                self.policy.save(directory)
+                (directory / LEARNED_FILE).write_text(json.dumps(record))
+
+            report.policy = self.models.save("bandit", write)
+        failpoint("after_bandit")
+
+        # 3. ranker rows and the marker moved to done, all or nothing.
+        writing = self.client.pipeline(transaction=True)
+        rows = 0
+        for (opened, logged), marker in zip(rounds, markers, strict=True):
+            if marker == DONE:
+                continue
+            impression = opened.impression
+            if logged.engaged and impression.candidates:
+                row = TrainingRow(
+                    request_id=logged.request_id,
+                    time=logged.time,
+                    ranker=impression.model_versions.get("ranker", ""),
+                    features=tuple(candidate.features for candidate in impression.candidates),
+                    labels=tuple(logged.engaged.get(candidate.entity_id, 0) for candidate in impression.candidates),
+                )
+                writing.lpush(ROWS_KEY, row.to_line())
+                rows += 1
+            writing.hset(marker_key(impression.time), impression.request_id, DONE)
+        if rows:
+            writing.ltrim(ROWS_KEY, 0, self.rows_cap - 1)
+            writing.hincrby(STATS_KEY, "ranker_training_rows", rows)
+            writing.hincrby(STATS_KEY, "rows_since_retrain", rows)
+        if len(writing):
+            writing.execute()
+        report.training_rows += rows
+        failpoint("after_rows")
+
+        failpoint("before_ack")
+        # 4. acknowledge: these entries are archived and every effect of theirs is in.
+        entry_ids = done_ids + [entry_id for opened, _ in rounds for entry_id in opened.entry_ids] + [entry for _, entry in late]
+        if entry_ids:
+            self.client.xack(self.stream, self.group, *entry_ids)
+        for request_id in finished:
+            self._open.pop(request_id, None)
+        self._learned -= finished
+        if rows and self.retrain is not None:
+            since = int(self.client.hget(STATS_KEY, "rows_since_retrain") or 0)
+            if since >= self.min_new_rows:
+                report.ranker = self.retrain()
+
+
+class RetrainWorker:
+    """Ranker retraining in a child process (niced, LightGBM on one thread), so ingestion never waits for it.
+    At most one runs at a time; ``wait`` blocks until the running one ends (``ltrr ingest --flush``)."""
+
+    def __init__(self, data_dir: Path, redis_url: str, client: redis.Redis) -> None:
+        self.data_dir = data_dir
+        self.redis_url = redis_url
+        self.client = client
+        self._process: subprocess.Popen[bytes] | None = None
+        self.started = 0
+
+    def __call__(self) -> str:
+        if self._process is not None and self._process.poll() is None:
+            return "retrain already running"
+        self.client.hset(STATS_KEY, "rows_since_retrain", 0)
+        environment = {**os.environ, "LTRR_DATA_DIR": str(self.data_dir), "LTRR_REDIS_URL": self.redis_url}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "services.ingest.retrain"], env=environment, preexec_fn=lambda: os.nice(10),
+        )
+        self.started += 1
+        return f"retraining in process {self._process.pid}"
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def ingest_lag_s(client: redis.Redis, stream: str = STREAM, group: str = GROUP, now: float | None = None) -> float:
+    """Age of the oldest entry the group has not read yet (0 when caught up)."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return 0.0
+    found = [entry for entry in groups if entry["name"] == group]
+    if not found:
+        return 0.0
+    last = str(found[0]["last-delivered-id"])
+    milliseconds, sequence = _key(last)
+    following: Any = client.xrange(stream, min=f"{milliseconds}-{sequence + 1}", max="+", count=1)
+    if not following:
+        return 0.0
+    oldest = _key(following[0][0])[0] / 1000.0
+    return max(0.0, (time.time() if now is None else now) - oldest)
