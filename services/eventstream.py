@@ -115,7 +115,7 @@ def eviction_warning(client: redis.Redis) -> str | None:
 
 def stream_info(client: redis.Redis, stream: str = STREAM, group: str = GROUP) -> dict[str, Any]:
     """Length, the group's pending count and lag (entries not yet delivered), for ``ltrr stats``."""
-    info: dict[str, Any] = {"length": 0, "pending": 0, "lag": 0, "oldest_pending_age_s": None}
+    info: dict[str, Any] = {"length": 0, "pending": 0, "lag": 0}
     try:
         info["length"] = int(client.xlen(stream))
         groups = client.xinfo_groups(stream)

@@ -276,6 +276,13 @@ class StreamIngestor:
                 report.errors.append(f"request {opened.impression.request_id}: {error}")
                 done_ids += opened.entry_ids
                 del self._open[opened.impression.request_id]
+        unique: dict[str, tuple[FeedbackEvent, str]] = {}
+        for event, entry_id in late:
+            if event.event_id in unique:
+                done_ids.append(entry_id)  # the same feedback twice in this batch
+            else:
+                unique[event.event_id] = (event, entry_id)
+        late = list(unique.values())
         markers, late_targets = self._markers([opened for opened, _ in rounds], late)
         ttl = int(self.dedupe_horizon_s + 3600)
 

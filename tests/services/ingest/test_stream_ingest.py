@@ -1,0 +1,102 @@
+"""Ingest from the Redis stream, in this process: every effect once, repeats and late feedback counted
+once, what ``ltrr stats`` reads, the archive, the lease. (Kills and restarts are in test_ingest_processes.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+from synthetic_events import feedback, impression
+
+from services.eventlog import event_files
+from services.eventstream import STREAM
+from services.ingest.jobs import open_ingest_job
+from services.ingest.lease import LeaseHeld
+from services.ingest.stats import collect_stats
+from services.settings import Settings
+
+
+@pytest.fixture
+def ingest_settings(tmp_path, redis_url) -> Settings:
+    return Settings(data_dir=tmp_path / "data", redis_url=redis_url, start_local_redis=False, ingest_lateness_s=0.0)
+
+
+def _push(redis_url: str, events: list[dict]) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    for event in events:
+        client.xadd(STREAM, {"e": json.dumps(event)})
+
+
+def _flush(settings: Settings):
+    job = open_ingest_job(settings)
+    try:
+        return job.run(flush=True)
+    finally:
+        job.close()
+
+
+TRAFFIC = [
+    impression("r1", 100.0, 0), feedback("r1", "a", "click", 101.0), feedback("r1", "b", "play", 102.0, n=1),
+    impression("r2", 110.0, 1), impression("r3", 120.0, 0), feedback("r3", "b", "click", 121.0),
+]
+
+
+def _figures(settings: Settings) -> dict:
+    figures = collect_stats(settings)
+    return {name: figures[name] for name in ("impressions_applied", "feedback_applied", "memory", "bandit_updates", "ranker_training_rows", "pending_impressions")}
+
+
+def test_flush_applies_every_effect_once_and_stats_read_them(ingest_settings, redis_url):
+    _push(redis_url, TRAFFIC)
+    report = _flush(ingest_settings)
+    assert report.finalized == 3 and report.training_rows == 2
+    assert _figures(ingest_settings) == {
+        "impressions_applied": 3, "feedback_applied": 3, "bandit_updates": 3, "ranker_training_rows": 2, "pending_impressions": 0,
+        "memory": {"queries": 1, "entities": 2, "impressions": 6, "clicks": 3},
+    }
+    archived = [json.loads(line) for path in event_files(ingest_settings.data_dir) for line in path.read_text().splitlines()]
+    assert [event["event_id"] for event in archived] == [event["event_id"] for event in TRAFFIC]
+
+
+def test_the_same_events_again_change_nothing(ingest_settings, redis_url):
+    _push(redis_url, TRAFFIC)
+    _flush(ingest_settings)
+    before = _figures(ingest_settings)
+    _push(redis_url, TRAFFIC)  # a replayed archive, or a client that sent everything twice
+    report = _flush(ingest_settings)
+    assert report.finalized == 0 and report.training_rows == 0
+    assert _figures(ingest_settings) == before
+
+
+def test_feedback_after_its_impression_was_final_counts_once(ingest_settings, redis_url):
+    _push(redis_url, [impression("r1", 100.0, 0)])
+    _flush(ingest_settings)
+    late = feedback("r1", "a", "click", 500.0)
+    _push(redis_url, [late, late])
+    _flush(ingest_settings)
+    figures = collect_stats(ingest_settings)
+    assert figures["feedback_applied"] == 1 and figures["feedback_late"] == 1
+    assert figures["memory"] == {"queries": 1, "entities": 2, "impressions": 2, "clicks": 1}, "a click, no second impression"
+    assert figures["bandit_updates"] == 1, "the round's reward was final"
+
+
+def test_open_windows_stay_pending_until_they_close(ingest_settings, redis_url):
+    _push(redis_url, [impression("r1", 100.0, 0), impression("r2", 1000.0, 0)])
+    job = open_ingest_job(ingest_settings.model_copy(update={"attribution_window_s": 300.0}))
+    try:
+        job.ingestor.clock = None  # event time only: r2 keeps r1's window closed until 1000
+        assert job.run().finalized == 1
+        assert collect_stats(ingest_settings)["pending_impressions"] == 1, "r2 waits, unacknowledged"
+    finally:
+        job.close()
+
+
+def test_a_second_ingester_is_refused_while_the_first_renews_its_lease(ingest_settings):
+    first = open_ingest_job(ingest_settings)
+    try:
+        with pytest.raises(LeaseHeld, match="another ingester holds the lease and is alive"):
+            open_ingest_job(ingest_settings)
+    finally:
+        first.close()
+    open_ingest_job(ingest_settings).close()  # released on close: the next one starts at once
