@@ -45,7 +45,7 @@ def test_choices_follow_the_logged_distributions_across_reloads_in_separate_proc
         port = probe.getsockname()[1]
     env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
     env.update({"LTRR_REDIS_URL": redis_url, "LTRR_DATA_DIR": str(data_dir), "LTRR_RELOAD_INTERVAL_S": "1",
-                "LTRR_ATTRIBUTION_WINDOW_S": "2", "LTRR_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "LTRR_PORT": str(port)})
+                "LTRR_ATTRIBUTION_WINDOW_S": "2", "LTRR_INGEST_LATENESS_S": "0", "LTRR_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "LTRR_PORT": str(port)})
     serve = subprocess.Popen([LTRR, "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     ingest = None
     try:
@@ -70,7 +70,13 @@ def test_choices_follow_the_logged_distributions_across_reloads_in_separate_proc
         assert serve.wait(timeout=15) == 0, "ltrr serve stops cleanly on SIGTERM"
         assert ingest is None or ingest.wait(timeout=15) == 0, "ltrr ingest --follow stops cleanly on SIGTERM"
 
-    lines = (data_dir / "events" / "events.jsonl").read_text().splitlines()
+    # What ingest archived (a last --flush archives the rest), exported as auditors read it.
+    flushed = subprocess.run([LTRR, "ingest", "--flush"], env=env, capture_output=True, text=True, timeout=120)
+    assert flushed.returncode == 0, flushed.stderr
+    export = tmp_path / "export.jsonl"
+    exported = subprocess.run([LTRR, "events", "export", "--out", str(export)], env=env, capture_output=True, text=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    lines = export.read_text().splitlines()
     impressions = [json.loads(line) for line in lines if '"kind":"impression"' in line]
     assert len(impressions) == SEARCHES
     for impression in impressions:

@@ -100,3 +100,22 @@ def test_a_second_ingester_is_refused_while_the_first_renews_its_lease(ingest_se
     finally:
         first.close()
     open_ingest_job(ingest_settings).close()  # released on close: the next one starts at once
+
+
+def test_the_service_trims_only_what_ingest_archived_and_acknowledged(ingest_settings, redis_url):
+    from services.eventstream import RedisEventStream
+
+    stream = RedisEventStream(redis_url)
+    _push(redis_url, [impression("r1", 100.0, 0)])
+    assert stream.trim() == 0, "no ingest group yet: nothing may go"
+    _flush(ingest_settings)
+    _push(redis_url, [impression("r2", 4e9, 0)])  # its window is still open
+    job = open_ingest_job(ingest_settings)
+    try:
+        job.ingestor.clock = None
+        job.run()  # r2 is read and archived, but pending: not acknowledged
+    finally:
+        job.close()
+    assert stream.trim() == 1
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert [json.loads(fields["e"])["request_id"] for _, fields in client.xrange(STREAM)] == ["r2"]
