@@ -8,6 +8,7 @@ Feature names are escaped so ``|``, ``:``, whitespace and ``%`` cannot break the
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Sequence
@@ -43,8 +44,12 @@ def shared_line(context: Context) -> str:
 
 def action_line(plan: Plan, label: str = "") -> str:
     """One plan as an action line; ``label`` is ``0:cost:probability`` for the chosen action when learning."""
-    parts = [label] if label else []
-    parts.append(f"|{ACTION_NAMESPACE}")
+    return f"{label} {_action_features(plan)}" if label else _action_features(plan)
+
+
+@functools.lru_cache(maxsize=4096)
+def _action_features(plan: Plan) -> str:
+    parts = [f"|{ACTION_NAMESPACE}"]
     for strategy, quota in plan.quotas:
         name = escape_name(strategy)
         parts.append(f"{name}_{quota}")

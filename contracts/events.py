@@ -199,7 +199,9 @@ class ImpressionEvent:
         }
 
     @classmethod
-    def from_json(cls, record: object) -> ImpressionEvent:
+    def from_json(cls, record: object, with_candidates: bool = True) -> ImpressionEvent:
+        """The typed impression; ``with_candidates=False`` leaves ``candidates`` empty (a reader that needs
+        only the decision and the page skips the costliest part, checking just that it is a list)."""
         checked = _check_header(record, cls.kind)
         query = _mapping(checked, "query")
         try:
@@ -228,9 +230,9 @@ class ImpressionEvent:
                 LoggedCandidate(
                     entity_id=str(candidate["entity_id"]),
                     sources={name: (float(score), int(rank)) for name, (score, rank) in candidate["sources"].items()},
-                    features=tuple(float(value) for value in candidate["features"]),
+                    features=tuple(map(float, candidate["features"])),
                 )
-                for candidate in _list(checked, "candidates")
+                for candidate in (_list(checked, "candidates") if with_candidates else ())
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise BadRequest("candidates", f"expected entity_id, sources and features per candidate ({error!r})") from None

@@ -5,6 +5,7 @@ A type used by only one stage lives in that stage's ``base.py`` instead.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -112,6 +113,10 @@ class Plan:
     @classmethod
     def parse(cls, name: str) -> Plan:
         """The plan named ``strategy=quota+strategy=quota``; ``BadRequest`` (field ``plan``) otherwise."""
+        return _parse_plan(str(name)) if cls is Plan else cls._parse(name)
+
+    @classmethod
+    def _parse(cls, name: str) -> Plan:
         quota_by_strategy: dict[str, int] = {}
         for part in str(name).split("+"):
             strategy, _, quota = part.partition("=")
@@ -156,3 +161,9 @@ def choose_index(distribution: Sequence[float], draw: float) -> int:
             if cumulative > draw:
                 return index
     return last_possible
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_plan(name: str) -> Plan:
+    """Plans are few and parsed once per logged impression and plan: remember them (they are immutable)."""
+    return Plan._parse(name)

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True, slots=True)
 class TrainingRow:
@@ -25,7 +27,7 @@ class TrainingRow:
             "features": [list(row) for row in self.features],
             "labels": list(self.labels),
         }
-        return json.dumps(record, separators=(",", ":")) + "\n"
+        return orjson.dumps(record).decode("utf-8") + "\n"
 
     @classmethod
     def from_line(cls, line: str) -> TrainingRow:

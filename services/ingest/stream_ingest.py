@@ -29,8 +29,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
+import orjson
 import redis
 
 from bandit.base import Policy
@@ -62,6 +63,27 @@ class _Open:
     impression: ImpressionEvent
     feedback: list[FeedbackEvent] = field(default_factory=list)
     entry_ids: list[str] = field(default_factory=list)
+    text: str = ""  # the impression as read: its candidates are typed by ``_row`` only when they become a row
+
+
+def _kind(record: object) -> object:
+    return record.get("kind") if isinstance(record, dict) else None
+
+
+def _row(opened: _Open, logged: LoggedRound) -> str | None:
+    """The ranker training row of an engaged impression (``None`` when it has no candidates)."""
+    try:
+        candidates = ImpressionEvent.from_json(orjson.loads(opened.text)).candidates
+    except (ValueError, BadRequest) as error:
+        logger.warning("request %s: candidates not usable for training: %s", logged.request_id, error)
+        return None
+    return TrainingRow(
+        request_id=logged.request_id,
+        time=logged.time,
+        ranker=opened.impression.model_versions.get("ranker", ""),
+        features=tuple(candidate.features for candidate in candidates),
+        labels=tuple(logged.engaged.get(candidate.entity_id, 0) for candidate in candidates),
+    ).to_line() if candidates else None
 
 
 @dataclass(slots=True)
@@ -205,8 +227,10 @@ class StreamIngestor:
             done_ids.append(entry_id)
             return
         try:
-            event = event_from_json(json.loads(text))
-        except (ValueError, BadRequest) as error:
+            record = orjson.loads(text)
+            # Candidates are typed only for the impressions that become ranker rows (see _row).
+            event = ImpressionEvent.from_json(record, with_candidates=False) if _kind(record) == "impression" else event_from_json(record)
+        except (ValueError, BadRequest) as error:  # orjson.JSONDecodeError is a ValueError
             report.malformed += 1
             if len(report.errors) < 20:
                 report.errors.append(f"entry {entry_id}: {error}")
@@ -220,7 +244,7 @@ class StreamIngestor:
                 report.duplicates += 1
                 opened.entry_ids.append(entry_id)
                 return
-            opened = _Open(event, entry_ids=[entry_id])
+            opened = _Open(event, entry_ids=[entry_id], text=text)
             for early in self._early.pop(event.request_id, []):
                 opened.feedback.append(early.event)
                 opened.entry_ids.append(early.entry_id)
@@ -288,33 +312,36 @@ class StreamIngestor:
 
         # 1. counters: memory index, totals and the applied-marker, all or nothing.
         counting = self.memory.pipeline()
-        counted_any = False
+        markers_by_bucket: dict[str, dict[str, str]] = {}
+        totals = {"impressions_applied": 0, "feedback_applied": 0, "feedback_late": 0, "orphan_feedback": 0, "malformed": report.malformed}
         for (opened, logged), marker in zip(rounds, markers, strict=True):
             if marker is not None:
                 continue
             impression = opened.impression
             shown = [item.entity_id for item in impression.page]
             self.memory.queue_record(counting, impression.query.normalized, shown, logged.engaged.keys(), logged.time)
-            key = marker_key(impression.time)
-            counting.hset(key, mapping={impression.request_id: COUNTED, f"q:{impression.request_id}": impression.query.normalized})
-            counting.expire(key, ttl)
-            counting.hincrby(STATS_KEY, "impressions_applied", 1)
-            counting.hincrby(STATS_KEY, "feedback_applied", len(opened.feedback))
-            counted_any = True
+            markers_by_bucket.setdefault(marker_key(impression.time), {}).update(
+                {impression.request_id: COUNTED, f"q:{impression.request_id}": impression.query.normalized}
+            )
+            totals["impressions_applied"] += 1
+            totals["feedback_applied"] += len(opened.feedback)
         for (event, _), target in zip(late, late_targets, strict=True):
             if target is None:
                 report.orphan_feedback += 1
-                counting.hincrby(STATS_KEY, "orphan_feedback", 1)
+                totals["orphan_feedback"] += 1
                 continue
             bucket, query = target
             self.memory.queue_record(counting, query, [], [], event.time, late_clicks=[event.entity_id])
-            counting.hset(bucket, f"f:{event.event_id}", COUNTED)
-            counting.hincrby(STATS_KEY, "feedback_applied", 1)
-            counting.hincrby(STATS_KEY, "feedback_late", 1)
-            counted_any = True
-        if report.malformed:
-            counting.hincrby(STATS_KEY, "malformed", report.malformed)
-        if counted_any or report.malformed:
+            markers_by_bucket.setdefault(bucket, {})[f"f:{event.event_id}"] = COUNTED
+            totals["feedback_applied"] += 1
+            totals["feedback_late"] += 1
+        for bucket, fields in markers_by_bucket.items():
+            counting.hset(bucket, mapping=cast("dict[str | bytes, str | bytes]", fields))
+            counting.expire(bucket, ttl)
+        for name, value in totals.items():
+            if value:
+                counting.hincrby(STATS_KEY, name, value)
+        if len(counting):
             counting.execute()
         failpoint("after_counters")
 
@@ -343,21 +370,17 @@ class StreamIngestor:
         # 3. ranker rows and the marker moved to done, all or nothing.
         writing = self.client.pipeline(transaction=True)
         rows = 0
+        done_by_bucket: dict[str, dict[str, str]] = {}
         for (opened, logged), marker in zip(rounds, markers, strict=True):
             if marker == DONE:
                 continue
-            impression = opened.impression
-            if logged.engaged and impression.candidates:
-                row = TrainingRow(
-                    request_id=logged.request_id,
-                    time=logged.time,
-                    ranker=impression.model_versions.get("ranker", ""),
-                    features=tuple(candidate.features for candidate in impression.candidates),
-                    labels=tuple(logged.engaged.get(candidate.entity_id, 0) for candidate in impression.candidates),
-                )
-                writing.lpush(ROWS_KEY, row.to_line())
+            row = _row(opened, logged) if logged.engaged else None
+            if row is not None:
+                writing.lpush(ROWS_KEY, row)
                 rows += 1
-            writing.hset(marker_key(impression.time), impression.request_id, DONE)
+            done_by_bucket.setdefault(marker_key(opened.impression.time), {})[opened.impression.request_id] = DONE
+        for bucket, fields in done_by_bucket.items():
+            writing.hset(bucket, mapping=cast("dict[str | bytes, str | bytes]", fields))
         if rows:
             writing.ltrim(ROWS_KEY, 0, self.rows_cap - 1)
             writing.hincrby(STATS_KEY, "ranker_training_rows", rows)
