@@ -336,7 +336,7 @@ class StreamIngestor:
             totals["feedback_applied"] += 1
             totals["feedback_late"] += 1
         for bucket, fields in markers_by_bucket.items():
-            counting.hset(bucket, mapping=cast("dict[str | bytes, str | bytes]", fields))
+            counting.hset(bucket, mapping=cast(Any, fields))
             counting.expire(bucket, ttl)
         for name, value in totals.items():
             if value:
@@ -380,7 +380,7 @@ class StreamIngestor:
                 rows += 1
             done_by_bucket.setdefault(marker_key(opened.impression.time), {})[opened.impression.request_id] = DONE
         for bucket, fields in done_by_bucket.items():
-            writing.hset(bucket, mapping=cast("dict[str | bytes, str | bytes]", fields))
+            writing.hset(bucket, mapping=cast(Any, fields))
         if rows:
             writing.ltrim(ROWS_KEY, 0, self.rows_cap - 1)
             writing.hincrby(STATS_KEY, "ranker_training_rows", rows)
