@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -92,7 +91,7 @@ def traffic(shapes: list[dict], impressions: int, seed: int) -> list[str]:
     """``impressions`` copies of the templates with fresh ids and times, each with ~0.5 feedback events."""
     rng = np.random.default_rng(seed)
     lines = []
-    start = 1.8e9
+    start = time.time() - impressions * 0.05 - 3600.0  # a backlog in the past: windows close by event time
     for number in range(impressions):
         shape = shapes[number % len(shapes)]
         request_id = uuid.uuid4().hex
@@ -106,6 +105,14 @@ def traffic(shapes: list[dict], impressions: int, seed: int) -> list[str]:
     return lines
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): unlike ru_maxrss, not inherited across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def child(data_dir: str, url: str) -> None:
     """One timed `ingest --flush` pass (run in a child so its peak RSS is its own)."""
     from services.ingest.jobs import open_ingest_job
@@ -113,12 +120,13 @@ def child(data_dir: str, url: str) -> None:
 
     settings = Settings(data_dir=Path(data_dir), redis_url=url, start_local_redis=False, ranker_min_new_impressions=10**9)
     job = open_ingest_job(settings)
+    opened_rss = peak_rss_mb()
     started = time.perf_counter()
     report = job.run(flush=True)
     seconds = time.perf_counter() - started
     job.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"seconds": seconds, "finalized": report.finalized, "lines": report.lines, "rows": report.training_rows, "peak_rss_mb": peak}))
+    peak = peak_rss_mb()
+    print(json.dumps({"seconds": seconds, "finalized": report.finalized, "lines": report.lines, "rows": report.training_rows, "peak_rss_mb": peak, "rss_after_start_mb": opened_rss}))
 
 
 def redis_set_rate(url: str) -> float:

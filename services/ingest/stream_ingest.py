@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -117,8 +116,8 @@ class StreamIngestor:
         lease: Lease | None = None,
         clock: Callable[[], float] | None = None,
         consumer: str = "learner",
-        batch: int = 2000,
-        max_entries_per_pass: int = 20000,
+        batch: int = 1000,
+        max_entries_per_pass: int = 5000,
         stream: str = STREAM,
         group: str = GROUP,
     ) -> None:
@@ -167,7 +166,9 @@ class StreamIngestor:
             return []
         return [(entry_id, (fields or {}).get(FIELD)) for entry_id, fields in answer[0][1]]
 
-    def _entries(self, flush: bool) -> list[tuple[str, str | None]]:
+    def _entries(self, end: str | None) -> tuple[list[tuple[str, str | None]], bool]:
+        """Up to ``max_entries_per_pass`` new entries (after a restart, first every pending one), and whether
+        the stream was exhausted (or ``end`` reached)."""
         entries: list[tuple[str, str | None]] = []
         if not self._replayed_pending:
             # Read but never acknowledged before a restart: these come first, in stream order.
@@ -179,14 +180,12 @@ class StreamIngestor:
                 entries += pending
                 start = pending[-1][0]
             self._replayed_pending = True
-        limit = math.inf if flush else self.max_entries_per_pass
-        end = self._last_id() if flush else None
-        while len(entries) < limit:
-            fresh = self._read(">", self.batch)
+        while len(entries) < self.max_entries_per_pass:
+            fresh = self._read(">", min(self.batch, self.max_entries_per_pass - len(entries)))
             entries += fresh
-            if len(fresh) < self.batch or (end is not None and _key(fresh[-1][0]) >= _key(end)):
-                break
-        return entries
+            if not fresh or (end is not None and _key(fresh[-1][0]) >= _key(end)):
+                return entries, True
+        return entries, False
 
     def _last_id(self) -> str:
         return str(self.client.xinfo_stream(self.stream)["last-generated-id"])
@@ -194,31 +193,42 @@ class StreamIngestor:
     # -- one pass -----------------------------------------------------------------------------------
 
     def run(self, flush: bool = False) -> IngestReport:
+        """One pass over at most ``max_entries_per_pass`` entries; with ``flush``, passes until the stream's
+        end as of now, then every open window is closed."""
         report = IngestReport()
-        if self.lease is not None:
-            self.lease.check()
-        entries = self._entries(flush)
+        end = self._last_id() if flush else None
+        while True:
+            if self.lease is not None:
+                self.lease.check()
+            entries, exhausted = self._entries(end)
+            self._pass(entries, report, close_all=flush and exhausted, caught_up=exhausted)
+            if not flush or exhausted:
+                break
+        self.archive.prune()
+        return report
+
+    def _pass(self, entries: list[tuple[str, str | None]], report: IngestReport, close_all: bool, caught_up: bool) -> None:
         self.archive.write((entry_id, text) for entry_id, text in entries if text is not None)
         done_ids: list[str] = []
         late: list[tuple[FeedbackEvent, str]] = []
         for entry_id, text in entries:
             report.lines += 1
             self._take(entry_id, text, report, done_ids, late)
-        if self.clock is not None:
+        if self.clock is not None and caught_up:
+            # Quiet traffic still closes windows; behind a backlog only event time does, or an impression
+            # could close before its feedback, still unread further down the stream, is reached.
             self.watermark = max(self.watermark, self.clock())
         horizon = self.reward_config.window_seconds + self.lateness_s
         closing = [
-            opened for opened in self._open.values() if flush or opened.impression.time + horizon <= self.watermark
+            opened for opened in self._open.values() if close_all or opened.impression.time + horizon <= self.watermark
         ]
         closing.sort(key=lambda opened: opened.impression.time)
         for request_id, waiting in list(self._early.items()):
-            if flush or all(early.event.time + horizon <= self.watermark for early in waiting):
+            if close_all or all(early.event.time + horizon <= self.watermark for early in waiting):
                 del self._early[request_id]
                 late += [(early.event, early.entry_id) for early in waiting]
         if closing or late or done_ids:
             self._commit(closing, late, done_ids, report)
-        self.archive.prune()
-        return report
 
     def _take(
         self, entry_id: str, text: str | None, report: IngestReport, done_ids: list[str], late: list[tuple[FeedbackEvent, str]]
@@ -311,7 +321,7 @@ class StreamIngestor:
         ttl = int(self.dedupe_horizon_s + 3600)
 
         # 1. counters: memory index, totals and the applied-marker, all or nothing.
-        counting = self.memory.pipeline()
+        counting = self.client.pipeline(transaction=True)
         markers_by_bucket: dict[str, dict[str, str]] = {}
         totals = {"impressions_applied": 0, "feedback_applied": 0, "feedback_late": 0, "orphan_feedback": 0, "malformed": report.malformed}
         for (opened, logged), marker in zip(rounds, markers, strict=True):
