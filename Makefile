@@ -8,7 +8,7 @@ APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test system-deps lint bench clean
+.PHONY: install demo test test-slow system-deps lint bench clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ demo: install
 test: install system-deps lint
 	$(PY) -m pytest -q
 
+# The long runs behind the `slow` marker (many model reloads across processes).
+test-slow: install system-deps
+	$(PY) -m pytest -q -m slow
+
 # Lint: import-linter contracts (the arrows between packages), ruff (pyflakes, import order, bugbear), mypy.
 lint: install
 	$(VENV)/bin/lint-imports
@@ -39,6 +43,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/bench_service.py --out results/bench_service.json
 	$(PY) benchmarks/bench_latency.py --size 100000 --queries 1000 --out results/bench_latency.json
+	$(PY) benchmarks/bench_ingest.py --impressions 20000 --repeats 3 --out results/bench_ingest.json
 
 clean:
 	rm -rf data results

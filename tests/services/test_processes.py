@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.stats import kstest
 
 from contracts import choose_index
@@ -40,6 +41,16 @@ def _pit(impression: dict, rng: np.random.Generator) -> float:
 
 
 def test_choices_follow_the_logged_distributions_across_reloads_in_separate_processes(data_dir, redis_url, tmp_path):
+    _check_choices_across_reloads(data_dir, redis_url, tmp_path, searches=SEARCHES, versions=10)
+
+
+@pytest.mark.slow
+def test_choices_follow_the_logged_distributions_across_many_reloads(data_dir, redis_url, tmp_path):
+    """The long version: at least 20 policy versions and 500 impressions (`make test-slow`)."""
+    _check_choices_across_reloads(data_dir, redis_url, tmp_path, searches=700, versions=20)
+
+
+def _check_choices_across_reloads(data_dir, redis_url, tmp_path, searches: int, versions: int) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -58,7 +69,7 @@ def test_choices_follow_the_logged_distributions_across_reloads_in_separate_proc
         ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         clicks = np.random.default_rng(5)
-        for number in range(SEARCHES):
+        for number in range(searches):
             body = _post(f"{base}/search", {"query": QUERIES[number % len(QUERIES)], "k": 5})
             if body["results"] and clicks.random() < 0.5:
                 _post(f"{base}/feedback", {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"})
@@ -78,13 +89,13 @@ def test_choices_follow_the_logged_distributions_across_reloads_in_separate_proc
     assert exported.returncode == 0, exported.stderr
     lines = export.read_text().splitlines()
     impressions = [json.loads(line) for line in lines if '"kind":"impression"' in line]
-    assert len(impressions) == SEARCHES
+    assert len(impressions) == searches
     for impression in impressions:
         names = list(impression["distribution"])
         assert names.index(impression["plan_name"]) == choose_index(list(impression["distribution"].values()), impression["draw"])
     versions = [impression["model_versions"]["policy"] for impression in impressions]
     first_after_reload = [impressions[0]] + [impressions[i] for i in range(1, len(impressions)) if versions[i] != versions[i - 1]]
-    assert len(first_after_reload) >= 10, f"the service served {len(first_after_reload)} policy versions; ingest publishes every pass"
+    assert len(first_after_reload) >= versions, f"the service served {len(first_after_reload)} policy versions; ingest publishes every pass"
     rng = np.random.default_rng(11)
     assert kstest([_pit(impression, rng) for impression in impressions], "uniform").pvalue > 0.001
     assert kstest([_pit(impression, rng) for impression in first_after_reload], "uniform").pvalue > 0.001

@@ -1,0 +1,209 @@
+"""Soak: `ltrr serve` and `ltrr ingest --follow 1` on their own redis-server under steady traffic, sampled
+every ``--sample-s`` seconds: the service's and ingest's resident memory, Redis memory, the data directory
+on disk, the stream's length and ingest's lag (the age of the oldest unread event).
+
+    python benchmarks/soak.py --minutes 30 --rate 10 --out results/soak.json --plot docs/soak.png
+
+State is bounded by settings, so the run uses short ones to reach steady state within the run: attribution
+window 60 s, dedupe horizon 600 s, archive segments of 1 MB kept 5 minutes (the defaults keep 6 hours of
+markers and 30 days of archive; the same bounds, reached later). After ``--warmup-minutes`` each figure
+must stay within 10% of its post-warm-up mean. Traffic: searches drawn from a fixed set of queries with
+Zipf frequencies, a click on a random result for half of them. Prints a table, writes JSON and a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import redis
+from rich.console import Console
+from rich.table import Table
+
+LTRR = str(Path(sys.executable).with_name("ltrr"))
+QUERIES = ("jazz", "calm piano", "rock anthems", "sad songs", "night drive", "summer hits", "blues guitar", "focus music",
+           "love songs", "workout", "chill beats", "classic rock", "sad jazz songs", "piano for studying", "road trip",
+           "party hits", "acoustic", "late night jazz", "morning coffee", "rainy day")
+SETTINGS = {"LTRR_ATTRIBUTION_WINDOW_S": "60", "LTRR_INGEST_LATENESS_S": "10", "LTRR_DEDUPE_HORIZON_S": "600",
+            "LTRR_ARCHIVE_SEGMENT_MB": "1", "LTRR_ARCHIVE_RETENTION_DAYS": str(300 / 86400), "LTRR_RELOAD_INTERVAL_S": "2"}
+FIGURES = ("serve_rss_mb", "ingest_rss_mb", "redis_used_mb", "disk_mb", "stream_length", "ingest_lag_s")
+console = Console(stderr=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (ingest's retrain runs in a child)."""
+    total = 0.0
+    pids = [pid] + [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()] if Path(f"/proc/{pid}").exists() else []
+    for each in pids:
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024.0
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def disk_mb(directory: Path) -> float:
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / 1e6
+
+
+def traffic(base: str, rate: float, stop: threading.Event, counts: dict[str, int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, len(QUERIES) + 1)
+    weights /= weights.sum()
+    with httpx.Client(timeout=30) as client:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            query = QUERIES[int(rng.choice(len(QUERIES), p=weights))]
+            try:
+                response = client.post(f"{base}/search", json={"query": query, "k": 10, "user_id": f"u{int(rng.integers(200))}"})
+                counts["searches"] += 1
+                body = response.json()
+                if response.status_code != 200:
+                    counts["errors"] += 1
+                elif body["results"] and rng.random() < 0.5:
+                    item = body["results"][int(rng.integers(len(body["results"])))]
+                    client.post(f"{base}/feedback", json={"request_id": body["request_id"], "entity_id": item["id"], "event": "click"})
+                    counts["feedback"] += 1
+            except httpx.HTTPError:
+                counts["errors"] += 1
+            next_at += 1.0 / rate
+            stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--warmup-minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=10.0, help="Searches per second.")
+    parser.add_argument("--sample-s", type=float, default=30.0)
+    parser.add_argument("--data-dir", type=Path, default=Path("results/soak_data"), help="Demo catalog and indexes (built if missing).")
+    parser.add_argument("--out", type=Path, default=Path("results/soak.json"))
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        sys.exit("error: redis-server is not installed; run `make install-system-deps` (or apt-get install redis-server)")
+    port, redis_port = _free_port(), _free_port()
+    scratch = Path(tempfile.mkdtemp(prefix="ltrr-soak-"))
+    redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(scratch)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
+    env.update({"LTRR_REDIS_URL": url, "LTRR_DATA_DIR": str(args.data_dir), "LTRR_PORT": str(port), "LTRR_NO_PROGRESS": "1",
+                "LTRR_DEMO_SIZE": "2000", "HF_HUB_OFFLINE": "1", **SETTINGS})
+    logs = scratch / "logs"
+    logs.mkdir()
+    serve = ingest = None
+    samples: list[dict[str, float]] = []
+    counts = {"searches": 0, "feedback": 0, "errors": 0}
+    stop = threading.Event()
+    try:
+        serve = subprocess.Popen([LTRR, "serve", "--build-if-missing"], env=env, stdout=open(logs / "serve.out", "w"), stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        else:
+            sys.exit(f"error: ltrr serve did not start; see {logs / 'serve.out'}")
+        ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=open(logs / "ingest.out", "w"), stderr=subprocess.STDOUT)
+        loader = threading.Thread(target=traffic, args=(base, args.rate, stop, counts, 1), daemon=True)
+        loader.start()
+        client = redis.Redis.from_url(url, decode_responses=True)
+        from services.ingest.stream_ingest import ingest_lag_s
+
+        started = time.monotonic()
+        while time.monotonic() - started < args.minutes * 60:
+            time.sleep(args.sample_s)
+            sample = {
+                "minute": (time.monotonic() - started) / 60.0,
+                "serve_rss_mb": rss_mb(serve.pid),
+                "ingest_rss_mb": rss_mb(ingest.pid),
+                "redis_used_mb": int(client.info("memory")["used_memory"]) / 1e6,
+                "disk_mb": disk_mb(args.data_dir),
+                "stream_length": float(client.xlen("ltrr:events")),
+                "ingest_lag_s": ingest_lag_s(client),
+                "searches": float(counts["searches"]),
+            }
+            samples.append(sample)
+            console.print(" ".join(f"{name}={value:,.1f}" for name, value in sample.items()))
+            if serve.poll() is not None or ingest.poll() is not None:
+                sys.exit(f"error: a process exited early; see {logs}")
+    finally:
+        stop.set()
+        for process in (ingest, serve):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+        redis_server.terminate()
+        redis_server.wait(timeout=10)
+    steady = [sample for sample in samples if sample["minute"] >= args.warmup_minutes]
+    summary = {}
+    for name in FIGURES:
+        values = [sample[name] for sample in steady]
+        mean = statistics.fmean(values) if values else float("nan")
+        worst = max((abs(value - mean) / mean for value in values), default=float("nan")) if mean else 0.0
+        summary[name] = {"mean": mean, "min": min(values, default=float("nan")), "max": max(values, default=float("nan")),
+                         "max_deviation_from_mean": worst}
+    report = {"minutes": args.minutes, "warmup_minutes": args.warmup_minutes, "rate_per_s": args.rate, "settings": SETTINGS,
+              "counts": counts, "steady_state": summary, "samples": samples, "command": "python " + " ".join(sys.argv),
+              "cpu_count": os.cpu_count()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    table = Table(title=f"soak: {args.minutes:.0f} min at {args.rate:g} searches/s, after {args.warmup_minutes:.0f} min warm-up")
+    for column in ("figure", "mean", "min", "max", "max deviation"):
+        table.add_column(column)
+    for name, figures in summary.items():
+        table.add_row(name, f"{figures['mean']:,.1f}", f"{figures['min']:,.1f}", f"{figures['max']:,.1f}", f"{figures['max_deviation_from_mean']:.1%}")
+    Console().print(table)
+    console.print(f"{counts['searches']:,} searches, {counts['feedback']:,} clicks, {counts['errors']:,} errors; wrote {args.out}")
+    if args.plot is not None:
+        plot(samples, args.warmup_minutes, args.plot)
+
+
+def plot(samples: list[dict[str, float]], warmup: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 3, figsize=(12, 6), sharex=True)
+    for axis, name in zip(axes.flat, FIGURES, strict=True):
+        axis.plot([sample["minute"] for sample in samples], [sample[name] for sample in samples])
+        axis.axvline(warmup, color="grey", linestyle=":")
+        axis.set_title(name)
+        axis.set_ylim(bottom=0)
+    for axis in axes[-1]:
+        axis.set_xlabel("minutes")
+    figure.suptitle("ltrr soak: serve + ingest --follow 1 on Redis (dotted: end of warm-up)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    console.print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
