@@ -11,8 +11,8 @@ Keys (all under ``prefix``, default ``ltrr:q2e:``):
 - ``<prefix>x``  hash ``entity_id -> exposure``, impressions over every query (never decayed)
 - ``<prefix>totals``  hash of raw, undecayed totals: ``queries`` (query keys created), ``impressions``, ``clicks``
 
-With ``retention_s`` set, a query's keys (and an entity's query set) expire that long after their last
-record; with ``max_entities_per_query`` set, the lowest-scored entities beyond it are dropped from the query.
+With ``retention_s`` set, a query's keys expire that long after their last record (an entity's set of
+queries does not, so ``forget`` always finds every query still holding it); with ``max_entities_per_query`` set, the lowest-scored entities beyond it are dropped from the query.
 
 ``record`` and ``predict`` are Lua scripts: one round trip, atomic, and a predicted pair can never
 overwrite an observed one. ``record`` applies the time decay of ``MemoryStore`` in the script, with the
@@ -85,7 +85,6 @@ for i = 1, n do
   redis.call('HINCRBY', KEYS[4], 'impressions', shown)
   redis.call('HINCRBY', KEYS[4], 'clicks', click)
   redis.call('SADD', KEYS[4 + i], query)
-  if retention then redis.call('EXPIRE', KEYS[4 + i], retention) end
 end
 if retention then
   redis.call('EXPIRE', KEYS[1], retention)

@@ -113,8 +113,9 @@ class Lease:
         return renewed
 
     def check(self) -> None:
-        """``LeaseLost`` unless this process still holds the lease (called before each commit)."""
-        if self.lost.is_set() or self._client.get(self.key) != self._value:
+        """``LeaseLost`` unless this process still holds the lease (called before each commit step).
+        Compares the token, not the whole value, which the renewing thread rewrites."""
+        if self.lost.is_set() or _token(cast("str | None", self._client.get(self.key))) != self.token:
             self.lost.set()
             raise LeaseLost(f"this ingester no longer holds the lease {self.key}; another one took over, stopping without committing")
 
@@ -126,6 +127,13 @@ class Lease:
             self._release(keys=[self.key], args=[self._value])
         except redis.RedisError as error:
             logger.warning("could not release the ingest lease (it lapses by itself): %s", error)
+
+
+def _token(value: str | None) -> str | None:
+    try:
+        return str(json.loads(value)["token"]) if value else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def describe(value: str) -> str:

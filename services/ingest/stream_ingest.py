@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -95,6 +96,14 @@ def marker_key(impression_time: float) -> str:
     return f"{MARKER_PREFIX}{int(impression_time // 3600)}"
 
 
+def _entry_bucket(entry_id: str) -> str:
+    """The marker bucket of a stream entry counted once on its own (malformed, orphan): by its id's time."""
+    return marker_key(_key(entry_id)[0] / 1000.0)
+
+
+_LateTarget = Any  # COUNTED, (bucket, query) of its impression, or None (no impression known: an orphan)
+
+
 class StreamIngestor:
     """The single learner reading ``ltrr:events``. ``policy`` is the bandit being trained (loaded from the
     published version, whose ``ingest.json`` lists the ids it learned that may not be acknowledged yet);
@@ -142,6 +151,7 @@ class StreamIngestor:
         self._open: dict[str, _Open] = {}
         self._early: dict[str, list[_Early]] = {}
         self._replayed_pending = False
+        self._trimmed_learned = False
         learned = self._learned_record()
         self._learned: set[str] = set(learned.get("learned", []))
         self.watermark = float(learned.get("watermark", 0.0))
@@ -210,28 +220,32 @@ class StreamIngestor:
     def _pass(self, entries: list[tuple[str, str | None]], report: IngestReport, close_all: bool, caught_up: bool) -> None:
         self.archive.write((entry_id, text) for entry_id, text in entries if text is not None)
         done_ids: list[str] = []
+        malformed_ids: list[str] = []
         late: list[tuple[FeedbackEvent, str]] = []
         for entry_id, text in entries:
             report.lines += 1
-            self._take(entry_id, text, report, done_ids, late)
-        if self.clock is not None and caught_up:
-            # Quiet traffic still closes windows; behind a backlog only event time does, or an impression
-            # could close before its feedback, still unread further down the stream, is reached.
-            self.watermark = max(self.watermark, self.clock())
+            self._take(entry_id, text, report, done_ids, malformed_ids, late)
+        if not self._trimmed_learned:
+            # The first pass read every pending entry: ids the saved policy learned that are not among them
+            # were acknowledged before the restart, and are never delivered again.
+            self._learned &= set(self._open)
+            self._trimmed_learned = True
+        # Quiet traffic still closes windows by the clock; behind a backlog only event time does, or an
+        # impression could close before its feedback, still unread further down the stream, is reached.
+        now = max(self.watermark, self.clock()) if self.clock is not None and caught_up else self.watermark
         horizon = self.reward_config.window_seconds + self.lateness_s
-        closing = [
-            opened for opened in self._open.values() if close_all or opened.impression.time + horizon <= self.watermark
-        ]
+        closing = [opened for opened in self._open.values() if close_all or opened.impression.time + horizon <= now]
         closing.sort(key=lambda opened: opened.impression.time)
         for request_id, waiting in list(self._early.items()):
-            if close_all or all(early.event.time + horizon <= self.watermark for early in waiting):
+            if close_all or all(early.event.time + horizon <= now for early in waiting):
                 del self._early[request_id]
                 late += [(early.event, early.entry_id) for early in waiting]
         if closing or late or done_ids:
-            self._commit(closing, late, done_ids, report)
+            self._commit(closing, late, done_ids, malformed_ids, report)
 
     def _take(
-        self, entry_id: str, text: str | None, report: IngestReport, done_ids: list[str], late: list[tuple[FeedbackEvent, str]]
+        self, entry_id: str, text: str | None, report: IngestReport, done_ids: list[str], malformed_ids: list[str],
+        late: list[tuple[FeedbackEvent, str]],
     ) -> None:
         if text is None:  # trimmed before it was acknowledged: nothing left to apply
             done_ids.append(entry_id)
@@ -245,6 +259,7 @@ class StreamIngestor:
             if len(report.errors) < 20:
                 report.errors.append(f"entry {entry_id}: {error}")
             done_ids.append(entry_id)
+            malformed_ids.append(entry_id)
             return
         self.watermark = max(self.watermark, event.time)
         if isinstance(event, ImpressionEvent):
@@ -256,8 +271,9 @@ class StreamIngestor:
                 return
             opened = _Open(event, entry_ids=[entry_id], text=text)
             for early in self._early.pop(event.request_id, []):
-                opened.feedback.append(early.event)
                 opened.entry_ids.append(early.entry_id)
+                if all(known.event_id != early.event.event_id for known in opened.feedback):
+                    opened.feedback.append(early.event)
             self._open[event.request_id] = opened
             return
         report.feedback += 1
@@ -273,34 +289,50 @@ class StreamIngestor:
 
     # -- the commit ---------------------------------------------------------------------------------
 
-    def _markers(self, closing: Sequence[_Open], late: Sequence[tuple[FeedbackEvent, str]]) -> tuple[list[str | None], list[tuple[str, str] | None]]:
+    def _markers(
+        self, closing: Sequence[_Open], late: Sequence[tuple[FeedbackEvent, str]], once: Sequence[str]
+    ) -> tuple[list[str | None], list[_LateTarget], set[str]]:
+        """In one round trip: each closing impression's marker; for each late feedback whether it was counted
+        already, else its impression's bucket and query (``None``: no impression known, an orphan); and which
+        of the ``once`` entries (malformed, orphans) were counted already."""
         reading = self.client.pipeline(transaction=False)
         for opened in closing:
             reading.hget(marker_key(opened.impression.time), opened.impression.request_id)
-        # Late feedback: find its impression's marker (an hour bucket at or before the feedback) and its own.
+        hours = int(math.ceil(self.dedupe_horizon_s / 3600.0)) + 1
         spans = []
         for event, _ in late:
-            buckets = [marker_key(event.time - offset) for offset in (0.0, 3600.0, 7200.0)]
+            # Its impression came before it, within the horizon: every hour bucket back to there.
+            buckets = [marker_key(event.time - 3600.0 * hour) for hour in range(hours + 1)]
             spans.append(buckets)
             for bucket in buckets:
                 reading.hmget(bucket, [event.request_id, f"f:{event.event_id}", f"q:{event.request_id}"])
+        for entry_id in once:
+            reading.hget(_entry_bucket(entry_id), f"x:{entry_id}")
         answers = reading.execute()
         impression_markers = [None if value is None else str(value) for value in answers[: len(closing)]]
-        late_found: list[tuple[str, str] | None] = []
-        rest = answers[len(closing):]
-        for index, buckets in enumerate(spans):
-            found = None
+        targets: list[_LateTarget] = []
+        position = len(closing)
+        for buckets in spans:
+            found: _LateTarget = None
             counted = False
-            for bucket, (state, feedback_state, query) in zip(buckets, rest[3 * index: 3 * index + 3], strict=True):
+            for bucket, (state, feedback_state, query) in zip(buckets, answers[position: position + len(buckets)], strict=True):
                 counted = counted or feedback_state is not None
                 if state is not None and query is not None and found is None:
                     found = (bucket, str(query))
-            late_found.append(None if counted or found is None else found)
-        return impression_markers, late_found
+            position += len(buckets)
+            targets.append(COUNTED if counted else found)
+        counted_once = {entry_id for entry_id, value in zip(once, answers[position:], strict=True) if value is not None}
+        return impression_markers, targets, counted_once
 
-    def _commit(self, closing: list[_Open], late: list[tuple[FeedbackEvent, str]], done_ids: list[str], report: IngestReport) -> None:
+    def _check_lease(self) -> None:
         if self.lease is not None:
             self.lease.check()
+
+    def _commit(
+        self, closing: list[_Open], late: list[tuple[FeedbackEvent, str]], done_ids: list[str], malformed_ids: list[str],
+        report: IngestReport,
+    ) -> None:
+        self._check_lease()
         rounds: list[tuple[_Open, LoggedRound]] = []
         for opened in closing:
             try:
@@ -309,6 +341,7 @@ class StreamIngestor:
                 report.malformed += 1
                 report.errors.append(f"request {opened.impression.request_id}: {error}")
                 done_ids += opened.entry_ids
+                malformed_ids.append(opened.entry_ids[0])
                 del self._open[opened.impression.request_id]
         unique: dict[str, tuple[FeedbackEvent, str]] = {}
         for event, entry_id in late:
@@ -317,13 +350,14 @@ class StreamIngestor:
             else:
                 unique[event.event_id] = (event, entry_id)
         late = list(unique.values())
-        markers, late_targets = self._markers([opened for opened, _ in rounds], late)
+        late_entries = [entry_id for _, entry_id in late]
+        markers, late_targets, counted_once = self._markers([opened for opened, _ in rounds], late, malformed_ids + late_entries)
         ttl = int(self.dedupe_horizon_s + 3600)
 
         # 1. counters: memory index, totals and the applied-marker, all or nothing.
         counting = self.client.pipeline(transaction=True)
         markers_by_bucket: dict[str, dict[str, str]] = {}
-        totals = {"impressions_applied": 0, "feedback_applied": 0, "feedback_late": 0, "orphan_feedback": 0, "malformed": report.malformed}
+        totals = {"impressions_applied": 0, "feedback_applied": 0, "feedback_late": 0, "orphan_feedback": 0, "malformed": 0}
         for (opened, logged), marker in zip(rounds, markers, strict=True):
             if marker is not None:
                 continue
@@ -335,16 +369,23 @@ class StreamIngestor:
             )
             totals["impressions_applied"] += 1
             totals["feedback_applied"] += len(opened.feedback)
-        for (event, _), target in zip(late, late_targets, strict=True):
+        for (event, entry_id), target in zip(late, late_targets, strict=True):
+            if target == COUNTED or entry_id in counted_once:
+                continue  # counted before a crash or in an earlier pass: acknowledged now, counted once
             if target is None:
                 report.orphan_feedback += 1
                 totals["orphan_feedback"] += 1
+                markers_by_bucket.setdefault(_entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
                 continue
             bucket, query = target
             self.memory.queue_record(counting, query, [], [], event.time, late_clicks=[event.entity_id])
             markers_by_bucket.setdefault(bucket, {})[f"f:{event.event_id}"] = COUNTED
             totals["feedback_applied"] += 1
             totals["feedback_late"] += 1
+        for entry_id in malformed_ids:
+            if entry_id not in counted_once:
+                totals["malformed"] += 1
+                markers_by_bucket.setdefault(_entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
         for bucket, fields in markers_by_bucket.items():
             counting.hset(bucket, mapping=cast(Any, fields))
             counting.expire(bucket, ttl)
@@ -368,12 +409,14 @@ class StreamIngestor:
         finished = {opened.impression.request_id for opened, _ in rounds}
         if learned_now:
             self._learned |= set(learned_now)
+            # The event-time watermark (never the clock): a replayed backlog must close windows by event time.
             record = {"learned": sorted(self._learned), "watermark": self.watermark, "stream_position": self.archive.position}
 
             def write(directory: Path) -> None:
                 self.policy.save(directory)
                 (directory / LEARNED_FILE).write_text(json.dumps(record))
 
+            self._check_lease()
             report.policy = self.models.save("bandit", write)
         failpoint("after_bandit")
 
@@ -391,19 +434,22 @@ class StreamIngestor:
             done_by_bucket.setdefault(marker_key(opened.impression.time), {})[opened.impression.request_id] = DONE
         for bucket, fields in done_by_bucket.items():
             writing.hset(bucket, mapping=cast(Any, fields))
+            writing.expire(bucket, ttl)  # the horizon counts from when a round is done
         if rows:
             writing.ltrim(ROWS_KEY, 0, self.rows_cap - 1)
             writing.hincrby(STATS_KEY, "ranker_training_rows", rows)
             writing.hincrby(STATS_KEY, "rows_since_retrain", rows)
         if len(writing):
+            self._check_lease()
             writing.execute()
         report.training_rows += rows
         failpoint("after_rows")
 
         failpoint("before_ack")
         # 4. acknowledge: these entries are archived and every effect of theirs is in.
-        entry_ids = done_ids + [entry_id for opened, _ in rounds for entry_id in opened.entry_ids] + [entry for _, entry in late]
+        entry_ids = done_ids + [entry_id for opened, _ in rounds for entry_id in opened.entry_ids] + late_entries
         if entry_ids:
+            self._check_lease()
             self.client.xack(self.stream, self.group, *entry_ids)
         for request_id in finished:
             self._open.pop(request_id, None)

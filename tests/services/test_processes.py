@@ -93,8 +93,8 @@ def _check_choices_across_reloads(data_dir, redis_url, tmp_path, searches: int, 
     for impression in impressions:
         names = list(impression["distribution"])
         assert names.index(impression["plan_name"]) == choose_index(list(impression["distribution"].values()), impression["draw"])
-    versions = [impression["model_versions"]["policy"] for impression in impressions]
-    first_after_reload = [impressions[0]] + [impressions[i] for i in range(1, len(impressions)) if versions[i] != versions[i - 1]]
+    served = [impression["model_versions"]["policy"] for impression in impressions]
+    first_after_reload = [impressions[0]] + [impressions[i] for i in range(1, len(impressions)) if served[i] != served[i - 1]]
     assert len(first_after_reload) >= versions, f"the service served {len(first_after_reload)} policy versions; ingest publishes every pass"
     rng = np.random.default_rng(11)
     assert kstest([_pit(impression, rng) for impression in impressions], "uniform").pvalue > 0.001

@@ -119,3 +119,45 @@ def test_the_service_trims_only_what_ingest_archived_and_acknowledged(ingest_set
     assert stream.trim() == 1
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert [json.loads(fields["e"])["request_id"] for _, fields in client.xrange(STREAM)] == ["r2"]
+
+
+def test_late_feedback_repeated_in_a_later_pass_still_counts_once(ingest_settings, redis_url):
+    _push(redis_url, [impression("r1", 100.0, 0)])
+    _flush(ingest_settings)
+    late = feedback("r1", "a", "click", 500.0)
+    for _ in range(2):  # a retry that reaches the stream after ingest already counted the first
+        _push(redis_url, [late])
+        _flush(ingest_settings)
+    figures = collect_stats(ingest_settings)
+    assert (figures["feedback_applied"], figures["feedback_late"], figures["orphan_feedback"]) == (1, 1, 0)
+    assert figures["memory"]["clicks"] == 1
+
+
+def test_a_flush_of_many_passes_counts_each_malformed_entry_once(ingest_settings, redis_url):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.xadd(STREAM, {"e": "{not json"})
+    _push(redis_url, TRAFFIC)
+    job = open_ingest_job(ingest_settings)
+    try:
+        job.ingestor.max_entries_per_pass = 2
+        report = job.run(flush=True)
+    finally:
+        job.close()
+    assert report.finalized == 3
+    figures = collect_stats(ingest_settings)
+    assert figures["malformed_events"] == 1 and figures["impressions_applied"] == 3 and figures["feedback_applied"] == 3
+
+
+def test_the_saved_policy_lists_only_unacknowledged_rounds_and_event_time(ingest_settings, redis_url):
+    from services.ingest.stream_ingest import LEARNED_FILE
+    from services.registry import Paths
+
+    _push(redis_url, TRAFFIC[:3])
+    _flush(ingest_settings)
+    _push(redis_url, TRAFFIC[3:])
+    _flush(ingest_settings)
+    models = Paths(ingest_settings.data_dir).models
+    current = (models / "bandit" / "CURRENT").read_text().strip()
+    record = json.loads((models / "bandit" / current / LEARNED_FILE).read_text())
+    assert set(record["learned"]) == {"r2", "r3"}, "r1 was acknowledged by the first flush"
+    assert record["watermark"] == 121.0, "the newest event time, never the wall clock"
