@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pylibvw
 import vowpalwabbit
 
 from bandit.base import decide
@@ -106,7 +107,13 @@ class VWPolicy:
         if not 0 < decision.probability <= 1:
             raise ConfigError(f"decision.probability: expected (0, 1], got {decision.probability!r}; was it logged?")
         example = encode(context, decision.plans, decision.index, cost=-reward, probability=decision.probability)
-        self._workspace.learn(example)
+        # What Workspace.learn does with strings, without a Python wrapper object per line (3x faster for
+        # 26 plans; the same model bytes, which a test checks).
+        parsed = self._workspace._parse("\n".join(example).strip())
+        try:
+            pylibvw.vw.learn_multi(self._workspace, parsed)
+        finally:
+            pylibvw.vw._finish_example_multi_ex(self._workspace, parsed)
         self.n_updates += 1
         self.version = f"vw-{self.n_updates}"
 

@@ -42,64 +42,78 @@ from memory_index.base import (
 
 logger = logging.getLogger(__name__)
 
+# (query, shown, clicked, timestamp, late clicks): one impression's record for ``queue_records``.
+Record = tuple[str, Sequence[str], Iterable[str], float, Sequence[str]]
+
+# Any number of records in one call. KEYS: exposure, totals, then per record its counts and scores keys and
+# one key per entity; ARGV: alpha, prior, half-life, retention, cap, then per record query, time, n and n
+# (entity, flag) pairs; flag 0 shown, 1 shown and clicked, 2 clicked only (an engagement whose impression
+# was already counted).
 _RECORD_LUA = """
 local alpha = tonumber(ARGV[1])
 local prior = tonumber(ARGV[2])
-local query = ARGV[3]
-local half_life = tonumber(ARGV[4])
-local now = tonumber(ARGV[5])
-local retention = tonumber(ARGV[6])
-local cap = tonumber(ARGV[7])
-local n = (#ARGV - 7) / 2
+local half_life = tonumber(ARGV[3])
+local retention = tonumber(ARGV[4])
+local cap = tonumber(ARGV[5])
 local function fmt(value) return string.format('%.17g', value) end
 local function kept(elapsed)
   if half_life then return 0.5 ^ (elapsed / half_life) end
   return 1
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HINCRBY', KEYS[4], 'queries', 1) end
-for i = 1, n do
-  local entity_id = ARGV[6 + 2 * i]
-  local flag = ARGV[7 + 2 * i]
-  local shown, click = 1, 0
-  if flag == '1' then click = 1 end
-  if flag == '2' then shown, click = 0, 1 end
-  local fields = {'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id}
-  local stored = redis.call('HMGET', KEYS[1], fields[1], fields[2], fields[3])
-  local impressions = tonumber(stored[1] or '0')
-  local clicks = tonumber(stored[2] or '0')
-  local last_update = tonumber(stored[3] or '') or now
-  if now >= last_update then
-    local weight = kept(now - last_update)
-    impressions = impressions * weight + shown
-    clicks = clicks * weight + click
-    last_update = now
-  else
-    local weight = kept(last_update - now)
-    impressions = impressions + shown * weight
-    clicks = clicks + click * weight
+local total_impressions, total_clicks, new_queries = 0, 0, 0
+local a, k, records = 6, 3, 0
+while a <= #ARGV do
+  local query, now, n = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local counts, scores = KEYS[k], KEYS[k + 1]
+  a, k = a + 3, k + 2
+  if redis.call('EXISTS', counts) == 0 then new_queries = new_queries + 1 end
+  for i = 1, n do
+    local entity_id, flag, entity_key = ARGV[a], ARGV[a + 1], KEYS[k]
+    a, k = a + 2, k + 1
+    local shown, click = 1, 0
+    if flag == '1' then click = 1 end
+    if flag == '2' then shown, click = 0, 1 end
+    local fields = {'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id}
+    local stored = redis.call('HMGET', counts, fields[1], fields[2], fields[3])
+    local impressions = tonumber(stored[1] or '0')
+    local clicks = tonumber(stored[2] or '0')
+    local last_update = tonumber(stored[3] or '') or now
+    if now >= last_update then
+      local weight = kept(now - last_update)
+      impressions = impressions * weight + shown
+      clicks = clicks * weight + click
+      last_update = now
+    else
+      local weight = kept(last_update - now)
+      impressions = impressions + shown * weight
+      clicks = clicks + click * weight
+    end
+    redis.call('HSET', counts, fields[1], fmt(impressions), fields[2], fmt(clicks), fields[3], fmt(last_update))
+    local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
+    redis.call('ZADD', scores, fmt(score), entity_id)
+    if shown == 1 then redis.call('HINCRBY', KEYS[1], entity_id, 1) end
+    total_impressions, total_clicks = total_impressions + shown, total_clicks + click
+    redis.call('SADD', entity_key, query)
   end
-  redis.call('HSET', KEYS[1], fields[1], fmt(impressions), fields[2], fmt(clicks), fields[3], fmt(last_update))
-  local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
-  redis.call('ZADD', KEYS[2], fmt(score), entity_id)
-  if shown == 1 then redis.call('HINCRBY', KEYS[3], entity_id, 1) end
-  redis.call('HINCRBY', KEYS[4], 'impressions', shown)
-  redis.call('HINCRBY', KEYS[4], 'clicks', click)
-  redis.call('SADD', KEYS[4 + i], query)
-end
-if retention then
-  redis.call('EXPIRE', KEYS[1], retention)
-  redis.call('EXPIRE', KEYS[2], retention)
-end
-if cap then
-  local extra = redis.call('ZCARD', KEYS[2]) - cap
-  if extra > 0 then
-    for _, dropped in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
-      redis.call('ZREM', KEYS[2], dropped)
-      redis.call('HDEL', KEYS[1], 'i:' .. dropped, 'c:' .. dropped, 't:' .. dropped)
+  if retention then
+    redis.call('EXPIRE', counts, retention)
+    redis.call('EXPIRE', scores, retention)
+  end
+  if cap then
+    local extra = redis.call('ZCARD', scores) - cap
+    if extra > 0 then
+      for _, dropped in ipairs(redis.call('ZRANGE', scores, 0, extra - 1)) do
+        redis.call('ZREM', scores, dropped)
+        redis.call('HDEL', counts, 'i:' .. dropped, 'c:' .. dropped, 't:' .. dropped)
+      end
     end
   end
+  records = records + 1
 end
-return n
+redis.call('HINCRBY', KEYS[2], 'queries', new_queries)
+redis.call('HINCRBY', KEYS[2], 'impressions', total_impressions)
+redis.call('HINCRBY', KEYS[2], 'clicks', total_clicks)
+return records
 """
 
 _PREDICT_LUA = """
@@ -198,47 +212,44 @@ class RedisMemoryStore:
         return f"{self.prefix}totals"
 
     def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
-        call = self._record_call(query, shown, clicked, timestamp)
+        call = self._record_call([(query, shown, clicked, timestamp, ())])
         if call is None:
             return
         keys, args = call
         with self._unavailable_as_error():
             self._record_script(keys=keys, args=args)
 
-    def queue_record(
-        self, pipeline: redis.client.Pipeline, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float,
-        late_clicks: Sequence[str] = (),
-    ) -> None:
-        """``record`` queued on ``pipeline`` (a MULTI the caller executes, so it commits with the caller's own
-        writes or not at all). ``late_clicks`` are engagements on entities whose impression was already counted:
-        a click each, no impression."""
-        call = self._record_call(query, shown, clicked, timestamp, late_clicks)
-        if call is not None:
-            keys, args = call
-            self._record_script(keys=keys, args=args, client=pipeline)
+    def queue_records(self, pipeline: redis.client.Pipeline, records: Sequence[Record], per_call: int = 500) -> None:
+        """``record`` for each of ``records`` (query, shown, clicked, timestamp, late clicks), queued on
+        ``pipeline`` (a MULTI the caller executes, so they commit with the caller's own writes or not at all),
+        ``per_call`` records a script call. Late clicks are engagements on entities whose impression was
+        already counted: a click each, no impression."""
+        for start in range(0, len(records), per_call):
+            call = self._record_call(records[start:start + per_call])
+            if call is not None:
+                keys, args = call
+                self._record_script(keys=keys, args=args, client=pipeline)
 
-    def pipeline(self) -> redis.client.Pipeline:
-        return self._client.pipeline(transaction=True)
-
-    def _record_call(
-        self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float, late_clicks: Sequence[str] = ()
-    ) -> tuple[list[str], list[str]] | None:
-        entity_ids, clicked_set = unique_shown(shown, clicked)
-        late = [entity_id for entity_id in dict.fromkeys(late_clicks) if entity_id not in entity_ids]
-        if not entity_ids and not late:
-            return None
-        now = check_timestamp(timestamp)
-        keys = [self._counts_key(query), self._scores_key(query), self._exposure_key(), self._totals_key()]
-        keys += [self._entity_key(e) for e in entity_ids + late]
+    def _record_call(self, records: Sequence[Record]) -> tuple[list[str], list[str]] | None:
         half_life = "" if self.half_life_s is None else repr(self.half_life_s)
         retention = "" if self.retention_s is None else str(self.retention_s)
         cap = "" if self.max_entities_per_query is None else str(self.max_entities_per_query)
-        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), query, half_life, repr(now), retention, cap]
-        for entity_id in entity_ids:
-            args += [entity_id, "1" if entity_id in clicked_set else "0"]
-        for entity_id in late:
-            args += [entity_id, "2"]
-        return keys, args
+        keys = [self._exposure_key(), self._totals_key()]
+        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), half_life, retention, cap]
+        for query, shown, clicked, timestamp, late_clicks in records:
+            entity_ids, clicked_set = unique_shown(shown, clicked)
+            late = [entity_id for entity_id in dict.fromkeys(late_clicks) if entity_id not in entity_ids]
+            if not entity_ids and not late:
+                continue
+            now = check_timestamp(timestamp)
+            keys += [self._counts_key(query), self._scores_key(query)]
+            keys += [self._entity_key(e) for e in entity_ids + late]
+            args += [query, repr(now), str(len(entity_ids) + len(late))]
+            for entity_id in entity_ids:
+                args += [entity_id, "1" if entity_id in clicked_set else "0"]
+            for entity_id in late:
+                args += [entity_id, "2"]
+        return (keys, args) if len(args) > 5 else None
 
     def totals(self) -> dict[str, int]:
         """Raw, undecayed totals: queries recorded, distinct entities shown, impressions, clicks."""

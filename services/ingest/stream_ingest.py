@@ -39,7 +39,7 @@ from bandit.reward import RewardConfig
 from contracts import BadRequest, Context
 from contracts.artifacts import ModelStore
 from contracts.events import FeedbackEvent, ImpressionEvent, event_from_json
-from memory_index.redis_store import RedisMemoryStore
+from memory_index.redis_store import Record, RedisMemoryStore
 from services.eventlog import stream_id_key as _key
 from services.eventstream import FIELD, GROUP, STREAM
 from services.ingest.archive import Archive
@@ -356,6 +356,7 @@ class StreamIngestor:
 
         # 1. counters: memory index, totals and the applied-marker, all or nothing.
         counting = self.client.pipeline(transaction=True)
+        records: list[Record] = []
         markers_by_bucket: dict[str, dict[str, str]] = {}
         totals = {"impressions_applied": 0, "feedback_applied": 0, "feedback_late": 0, "orphan_feedback": 0, "malformed": 0}
         for (opened, logged), marker in zip(rounds, markers, strict=True):
@@ -363,7 +364,7 @@ class StreamIngestor:
                 continue
             impression = opened.impression
             shown = [item.entity_id for item in impression.page]
-            self.memory.queue_record(counting, impression.query.normalized, shown, logged.engaged.keys(), logged.time)
+            records.append((impression.query.normalized, shown, list(logged.engaged), logged.time, ()))
             markers_by_bucket.setdefault(marker_key(impression.time), {}).update(
                 {impression.request_id: COUNTED, f"q:{impression.request_id}": impression.query.normalized}
             )
@@ -378,7 +379,7 @@ class StreamIngestor:
                 markers_by_bucket.setdefault(_entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
                 continue
             bucket, query = target
-            self.memory.queue_record(counting, query, [], [], event.time, late_clicks=[event.entity_id])
+            records.append((query, (), (), event.time, (event.entity_id,)))
             markers_by_bucket.setdefault(bucket, {})[f"f:{event.event_id}"] = COUNTED
             totals["feedback_applied"] += 1
             totals["feedback_late"] += 1
@@ -386,6 +387,7 @@ class StreamIngestor:
             if entry_id not in counted_once:
                 totals["malformed"] += 1
                 markers_by_bucket.setdefault(_entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
+        self.memory.queue_records(counting, records)
         for bucket, fields in markers_by_bucket.items():
             counting.hset(bucket, mapping=cast(Any, fields))
             counting.expire(bucket, ttl)

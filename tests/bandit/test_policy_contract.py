@@ -170,3 +170,24 @@ def test_vw_load_errors_say_what_to_do(tmp_path):
     (tmp_path / "model" / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="manifest"):
         VWPolicy.load(tmp_path / "model", seed=0)
+
+
+def test_vw_learning_writes_the_same_model_as_vowpalwabbits_own_learn(tmp_path):
+    import vowpalwabbit
+
+    from bandit.features import encode
+    from bandit.vw_policy import DEFAULT_ARGS
+
+    policy = VWPolicy(seed=5, epsilon=0.1)
+    reference = vowpalwabbit.Workspace(f"{DEFAULT_ARGS} --epsilon 0.1 --random_seed 5")
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        context = Context({"query_tokens": float(rng.integers(1, 5)), "slot=genre": float(rng.random() < 0.5)})
+        decision = policy.choose(context, PLANS, float(rng.random()))
+        reference.predict(encode(context, PLANS))  # as choose does: a prediction moves VW's state too
+        reward = float(rng.random())
+        policy.learn(context, decision, reward)
+        reference.learn(encode(context, decision.plans, decision.index, cost=-reward, probability=decision.probability))
+    policy.save(tmp_path / "policy")
+    reference.save(str(tmp_path / "reference.vw"))
+    assert (tmp_path / "policy" / "model.vw").read_bytes() == (tmp_path / "reference.vw").read_bytes()
