@@ -227,10 +227,17 @@ def ingest(
         try:
             while not stop.is_set():
                 report = job.run(flush=flush)
-                if report.lines or report.finalized or follow <= 0:
-                    _print_ingest(report)
                 if follow <= 0:
+                    _print_ingest(report)
                     break
+                if report.lines or report.finalized:
+                    # One line a pass: readable in a log, where a table a second would not be.
+                    console.print(
+                        f"ingest: {report.lines:,} events read, {report.finalized:,} impressions finalized "
+                        f"(mean reward {report.mean_reward:.3f}), {report.training_rows:,} ranker rows, "
+                        f"policy {report.policy}, ranker {report.ranker}, lag {job.lag_s():.1f} s",
+                        highlight=False, soft_wrap=True,
+                    )
                 stop.wait(follow)
         except KeyboardInterrupt:
             pass

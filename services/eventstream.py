@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 STREAM = "ltrr:events"
 GROUP = "ingest"
 FIELD = "e"
-TRIM_EVERY = 1000
+TRIM_EVERY = 100
 
 
 def redis_client(url: str, timeout_s: float = 2.0) -> redis.Redis:

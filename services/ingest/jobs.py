@@ -18,7 +18,7 @@ from services.eventstream import redis_client
 from services.ingest.archive import Archive
 from services.ingest.ingestor import Ingestor, IngestReport
 from services.ingest.lease import Lease
-from services.ingest.stream_ingest import ROWS_KEPT, RetrainWorker, StreamIngestor
+from services.ingest.stream_ingest import ROWS_KEPT, RetrainWorker, StreamIngestor, ingest_lag_s
 from services.redis_local import url_file
 from services.registry import (
     Paths,
@@ -115,6 +115,10 @@ class StreamIngestJob:
         if flush and self.retrainer.wait() not in (None, 0):
             report.errors.append("the ranker retrain exited with an error (see its log lines above)")
         return report
+
+    def lag_s(self) -> float:
+        """Age of the oldest event not yet read (0 when caught up)."""
+        return ingest_lag_s(self.ingestor.client)
 
     def close(self) -> None:
         self.lease.release()

@@ -12,10 +12,11 @@ attribution window (plus the allowed lateness) has closed, in four steps:
 4. **acknowledgement** of the stream entries.
 
 A crash between steps re-delivers the entries; the marker (1 = counted, 2 = done) and the saved policy's
-list of learned ids say which effects are already in, so each applies once. Markers live in hourly hashes
-(by impression time) that expire after the dedupe horizon: a repeat within it counts once.
+list of learned ids say which effects are already in, so each applies once. Markers live in hashes by
+impression time that expire after the dedupe horizon: a repeat within it counts once.
 Feedback for an impression already finalized (it arrived later than the lateness allows) still counts
 once: a click in the memory index and in ``feedback_applied``; the bandit's reward for that round is final.
+Markers live in hashes each covering a quarter of the horizon of event time (``bucket_seconds``).
 """
 
 from __future__ import annotations
@@ -92,13 +93,14 @@ class _Early:
     entry_id: str
 
 
-def marker_key(impression_time: float) -> str:
-    return f"{MARKER_PREFIX}{int(impression_time // 3600)}"
+def bucket_seconds(dedupe_horizon_s: float) -> int:
+    """Markers are kept in hashes each covering this much event time: a quarter of the horizon, between a
+    minute and an hour, so they outlive the horizon by at most a quarter of it."""
+    return int(min(3600.0, max(60.0, dedupe_horizon_s / 4)))
 
 
-def _entry_bucket(entry_id: str) -> str:
-    """The marker bucket of a stream entry counted once on its own (malformed, orphan): by its id's time."""
-    return marker_key(_key(entry_id)[0] / 1000.0)
+def marker_key(event_time: float, bucket_s: int = 3600) -> str:
+    return f"{MARKER_PREFIX}{bucket_s}:{int(event_time // bucket_s)}"
 
 
 _LateTarget = Any  # COUNTED, (bucket, query) of its impression, or None (no impression known: an orphan)
@@ -138,6 +140,7 @@ class StreamIngestor:
         self.archive = archive
         self.lateness_s = lateness_s
         self.dedupe_horizon_s = dedupe_horizon_s
+        self._bucket_s = bucket_seconds(dedupe_horizon_s)
         self.rows_cap = rows_cap
         self.min_new_rows = min_new_rows
         self.retrain = retrain
@@ -297,17 +300,17 @@ class StreamIngestor:
         of the ``once`` entries (malformed, orphans) were counted already."""
         reading = self.client.pipeline(transaction=False)
         for opened in closing:
-            reading.hget(marker_key(opened.impression.time), opened.impression.request_id)
-        hours = int(math.ceil(self.dedupe_horizon_s / 3600.0)) + 1
+            reading.hget(self._bucket(opened.impression.time), opened.impression.request_id)
+        steps = int(math.ceil(self.dedupe_horizon_s / self._bucket_s)) + 1
         spans = []
         for event, _ in late:
-            # Its impression came before it, within the horizon: every hour bucket back to there.
-            buckets = [marker_key(event.time - 3600.0 * hour) for hour in range(hours + 1)]
+            # Its impression came before it, within the horizon: every bucket back to there.
+            buckets = [self._bucket(event.time - self._bucket_s * step) for step in range(steps + 1)]
             spans.append(buckets)
             for bucket in buckets:
                 reading.hmget(bucket, [event.request_id, f"f:{event.event_id}", f"q:{event.request_id}"])
         for entry_id in once:
-            reading.hget(_entry_bucket(entry_id), f"x:{entry_id}")
+            reading.hget(self._entry_bucket(entry_id), f"x:{entry_id}")
         answers = reading.execute()
         impression_markers = [None if value is None else str(value) for value in answers[: len(closing)]]
         targets: list[_LateTarget] = []
@@ -323,6 +326,13 @@ class StreamIngestor:
             targets.append(COUNTED if counted else found)
         counted_once = {entry_id for entry_id, value in zip(once, answers[position:], strict=True) if value is not None}
         return impression_markers, targets, counted_once
+
+    def _bucket(self, event_time: float) -> str:
+        return marker_key(event_time, self._bucket_s)
+
+    def _entry_bucket(self, entry_id: str) -> str:
+        """The marker bucket of a stream entry counted once on its own (malformed, orphan): by its id's time."""
+        return self._bucket(_key(entry_id)[0] / 1000.0)
 
     def _check_lease(self) -> None:
         if self.lease is not None:
@@ -352,7 +362,7 @@ class StreamIngestor:
         late = list(unique.values())
         late_entries = [entry_id for _, entry_id in late]
         markers, late_targets, counted_once = self._markers([opened for opened, _ in rounds], late, malformed_ids + late_entries)
-        ttl = int(self.dedupe_horizon_s + 3600)
+        ttl = int(self.dedupe_horizon_s) + self._bucket_s
 
         # 1. counters: memory index, totals and the applied-marker, all or nothing.
         counting = self.client.pipeline(transaction=True)
@@ -365,7 +375,7 @@ class StreamIngestor:
             impression = opened.impression
             shown = [item.entity_id for item in impression.page]
             records.append((impression.query.normalized, shown, list(logged.engaged), logged.time, ()))
-            markers_by_bucket.setdefault(marker_key(impression.time), {}).update(
+            markers_by_bucket.setdefault(self._bucket(impression.time), {}).update(
                 {impression.request_id: COUNTED, f"q:{impression.request_id}": impression.query.normalized}
             )
             totals["impressions_applied"] += 1
@@ -376,7 +386,7 @@ class StreamIngestor:
             if target is None:
                 report.orphan_feedback += 1
                 totals["orphan_feedback"] += 1
-                markers_by_bucket.setdefault(_entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
+                markers_by_bucket.setdefault(self._entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
                 continue
             bucket, query = target
             records.append((query, (), (), event.time, (event.entity_id,)))
@@ -386,7 +396,7 @@ class StreamIngestor:
         for entry_id in malformed_ids:
             if entry_id not in counted_once:
                 totals["malformed"] += 1
-                markers_by_bucket.setdefault(_entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
+                markers_by_bucket.setdefault(self._entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
         self.memory.queue_records(counting, records)
         for bucket, fields in markers_by_bucket.items():
             counting.hset(bucket, mapping=cast(Any, fields))
@@ -433,7 +443,7 @@ class StreamIngestor:
             if row is not None:
                 writing.lpush(ROWS_KEY, row)
                 rows += 1
-            done_by_bucket.setdefault(marker_key(opened.impression.time), {})[opened.impression.request_id] = DONE
+            done_by_bucket.setdefault(self._bucket(opened.impression.time), {})[opened.impression.request_id] = DONE
         for bucket, fields in done_by_bucket.items():
             writing.hset(bucket, mapping=cast(Any, fields))
             writing.expire(bucket, ttl)  # the horizon counts from when a round is done
