@@ -22,6 +22,12 @@ from contracts.types import Decision, Plan
 SCHEMA_VERSION = 1
 
 
+# An impression logs its ranked candidates down to this many below the page: ranker training reads every
+# engaged candidate (always on the page) and the first this many others, so deeper ones would only weigh
+# down every event.
+LOGGED_BELOW_PAGE = 50
+
+
 class Engagement(enum.Enum):
     """Feedback events, weakest first; ``grade`` is the ranker's relevance label (0 means none)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -20,14 +20,7 @@ class TrainingRow:
     labels: tuple[int, ...]
 
     def to_line(self) -> str:
-        record: dict[str, Any] = {
-            "request_id": self.request_id,
-            "time": self.time,
-            "ranker": self.ranker,
-            "features": [list(row) for row in self.features],
-            "labels": list(self.labels),
-        }
-        return orjson.dumps(record).decode("utf-8") + "\n"
+        return row_line(self.request_id, self.time, self.ranker, [list(row) for row in self.features], list(self.labels))
 
     @classmethod
     def from_line(cls, line: str) -> TrainingRow:
@@ -39,3 +32,9 @@ class TrainingRow:
             features=tuple(tuple(float(value) for value in row) for row in record["features"]),
             labels=tuple(int(label) for label in record["labels"]),
         )
+
+
+def row_line(request_id: str, time: float, ranker: str, features: Sequence[Sequence[float]], labels: Sequence[int]) -> str:
+    """One row as its JSON line (``TrainingRow.from_line`` reads it back)."""
+    record: dict[str, Any] = {"request_id": request_id, "time": time, "ranker": ranker, "features": features, "labels": labels}
+    return orjson.dumps(record).decode("utf-8") + "\n"

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, cast
 
+import numpy as np
 import orjson
 import redis
 
@@ -47,7 +48,7 @@ from services.ingest.archive import Archive
 from services.ingest.failpoints import failpoint
 from services.ingest.ingestor import IngestReport, LoggedRound, finalize
 from services.ingest.lease import Lease
-from services.ingest.rows import TrainingRow
+from services.ingest.rows import row_line
 
 logger = logging.getLogger(__name__)
 
@@ -72,19 +73,20 @@ def _kind(record: object) -> object:
 
 
 def _row(opened: _Open, logged: LoggedRound) -> str | None:
-    """The ranker training row of an engaged impression (``None`` when it has no candidates)."""
+    """The ranker training row of an engaged impression, straight from the logged candidates (``None`` when
+    it has none or they are not a table of numbers)."""
     try:
-        candidates = ImpressionEvent.from_json(orjson.loads(opened.text)).candidates
-    except (ValueError, BadRequest) as error:
+        candidates = orjson.loads(opened.text)["candidates"]
+        entity_ids = [str(candidate["entity_id"]) for candidate in candidates]
+        features = [candidate["features"] for candidate in candidates]
+        width = np.asarray(features, dtype=np.float64).shape  # a ragged or non-numeric table raises here
+    except (ValueError, KeyError, TypeError) as error:
         logger.warning("request %s: candidates not usable for training: %s", logged.request_id, error)
         return None
-    return TrainingRow(
-        request_id=logged.request_id,
-        time=logged.time,
-        ranker=opened.impression.model_versions.get("ranker", ""),
-        features=tuple(candidate.features for candidate in candidates),
-        labels=tuple(logged.engaged.get(candidate.entity_id, 0) for candidate in candidates),
-    ).to_line() if candidates else None
+    if not entity_ids or len(width) != 2:
+        return None
+    labels = [logged.engaged.get(entity_id, 0) for entity_id in entity_ids]
+    return row_line(logged.request_id, logged.time, opened.impression.model_versions.get("ranker", ""), features, labels)
 
 
 @dataclass(slots=True)

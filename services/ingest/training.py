@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from contracts.artifacts import ModelStore
+from contracts.events import LOGGED_BELOW_PAGE
 from ranker.base import Ranker
 from ranker.features import feature_names
 from ranker.lambdamart import LambdaMartRanker
@@ -21,7 +22,7 @@ from services.settings import Settings
 logger = logging.getLogger(__name__)
 
 MAX_GROUPS = 3000
-MAX_NEGATIVES_PER_GROUP = 50
+MAX_NEGATIVES_PER_GROUP = LOGGED_BELOW_PAGE  # impressions log no more below the page
 
 
 def rows_from_file(rows_path: Path) -> list[str]:

@@ -30,6 +30,7 @@ from contracts import (
     Scored,
 )
 from contracts.events import (
+    LOGGED_BELOW_PAGE,
     Engagement,
     FeedbackEvent,
     ImpressionEvent,
@@ -164,7 +165,7 @@ class Pipeline:
         # Remembered before it is logged: a page the ledger could not record is answered 503, never logged.
         self.ledger.record(request_id, ShownPage(now, k, tuple(scored.entity_id for scored in page)))
         self.event_log.append(
-            impression_event(request_id, query, context.features, decision, candidates, ranked, page, versions, skipped)
+            impression_event(request_id, query, context.features, decision, candidates, ranked[: k + LOGGED_BELOW_PAGE], page, versions, skipped)
         )
         provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
         results = tuple(self._result_item(scored, provenance[scored.entity_id]) for scored in page)

@@ -161,3 +161,16 @@ def test_the_saved_policy_lists_only_unacknowledged_rounds_and_event_time(ingest
     record = json.loads((models / "bandit" / current / LEARNED_FILE).read_text())
     assert set(record["learned"]) == {"r2", "r3"}, "r1 was acknowledged by the first flush"
     assert record["watermark"] == 121.0, "the newest event time, never the wall clock"
+
+
+def test_ranker_rows_hold_the_logged_features_and_graded_labels(ingest_settings, redis_url):
+    from services.ingest.rows import TrainingRow
+    from services.ingest.stream_ingest import ROWS_KEY
+
+    _push(redis_url, TRAFFIC)
+    _flush(ingest_settings)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    rows = {row.request_id: row for row in map(TrainingRow.from_line, client.lrange(ROWS_KEY, 0, -1))}
+    assert set(rows) == {"r1", "r3"}, "r2 had no engagement"
+    assert rows["r1"].features == ((0.1, 0.2), (0.3, 0.4)) and rows["r1"].labels == (1, 3), "a click on a, a play on b"
+    assert rows["r3"].labels == (0, 1) and rows["r1"].time == 100.0
