@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from catalog.schema import CatalogError
-from contracts import ConfigError, LtrrError
+from contracts import BackendUnavailable, ConfigError, LtrrError
 from services.numerics import pin_instruction_set
 from services.settings import Settings, describe_settings, load_settings
 
@@ -213,7 +213,9 @@ def ingest(
 ) -> None:
     """Read the event stream; update the memory index, the bandit and the ranker (one ingester per Redis)."""
     _setup_logging(verbose)
-    from services.ingest.jobs import open_ingest_job
+    import redis
+
+    from services.ingest.lease import LeaseLost
 
     stop = threading.Event()
     # SIGTERM ends the loop between passes, so a pass is never cut off halfway; the lease is released.
@@ -223,10 +225,31 @@ def ingest(
         console.print(f"the ingest lease is held by {holder}; waiting up to {seconds:.0f} s for it to lapse")
 
     with _errors_as_one_line():
-        job = open_ingest_job(_settings(data_dir), on_wait=waiting)
+        settings = _settings(data_dir)
+        job = _open_ingest(settings, waiting)
+        backoff = 1.0
         try:
             while not stop.is_set():
-                report = job.run(flush=flush)
+                try:
+                    report = job.run(flush=flush)
+                except (BackendUnavailable, redis.RedisError) as error:
+                    if follow <= 0:
+                        raise ConfigError(f"Redis stopped answering during ingest ({error.__class__.__name__}: {error}); "
+                                          "nothing unacknowledged is lost: run `ltrr ingest` again once Redis is back") from None
+                    # --follow outlives an outage: the unacknowledged entries wait in the stream.
+                    console.print(f"ingest: Redis unreachable ({error.__class__.__name__}); retrying in {backoff:.0f} s", highlight=False)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2.0, 30.0)
+                    continue
+                except LeaseLost as error:
+                    if follow <= 0:
+                        raise
+                    # The lease lapsed (an outage, a pause): start again from what is committed, as a restart would.
+                    console.print(f"ingest: {error}; taking the lease again", highlight=False)
+                    job.close()
+                    job = _open_ingest(settings, waiting)
+                    continue
+                backoff = 1.0
                 if follow <= 0:
                     _print_ingest(report)
                     break
@@ -243,6 +266,13 @@ def ingest(
             pass
         finally:
             job.close()
+
+
+def _open_ingest(settings: Settings, waiting: Callable[[str, float], None]) -> Any:
+    """The ingest job; while Redis is unreachable, --follow's caller retries (``open_ingest_job`` raises)."""
+    from services.ingest.jobs import open_ingest_job
+
+    return open_ingest_job(settings, on_wait=waiting)
 
 
 @app.command()

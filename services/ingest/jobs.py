@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+import redis
+
 from bandit.base import Policy
 from contracts import ConfigError, Context, Decision
 from contracts.artifacts import ModelStore
@@ -117,8 +119,11 @@ class StreamIngestJob:
         return report
 
     def lag_s(self) -> float:
-        """Age of the oldest event not yet read (0 when caught up)."""
-        return ingest_lag_s(self.ingestor.client)
+        """Age of the oldest event not yet read (0 when caught up; NaN when Redis does not answer)."""
+        try:
+            return ingest_lag_s(self.ingestor.client)
+        except redis.RedisError:
+            return float("nan")
 
     def close(self) -> None:
         self.lease.release()

@@ -177,3 +177,69 @@ def test_two_ingesters_never_both_learn(traffic, clean_run, redis_url, tmp_path)
     figures, digest, _ = clean_run
     assert _stats(tmp_path, redis_url) == figures
     assert _digest(redis_url) == digest
+
+
+def test_ingest_follow_outlives_a_redis_restart(traffic, clean_run, tmp_path):
+    """Redis killed mid-run and started again on its own files: `ingest --follow` waits it out, never exits,
+    and ends with exactly the clean run's state."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["redis-server", "--port", str(port), "--dir", str(tmp_path), "--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start_redis() -> subprocess.Popen:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                redis.Redis.from_url(url).ping()
+                return server
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def applied() -> int:
+        return int(redis.Redis.from_url(url, decode_responses=True).hget("ltrr:ingest:stats", "impressions_applied") or 0)
+
+    def wait_for(predicate, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.2)
+
+    # Split before an impression: its feedback follows it in the stream, so no impression is cut from its clicks.
+    half = next(index for index in range(len(traffic) // 2, len(traffic)) if '"kind":"impression"' in traffic[index])
+    server = start_redis()
+    _load(url, traffic[:half])
+    # Short windows, so the follow loop closes them by the clock (the clicks came within a second of their search).
+    environment = _environment(url, LTRR_ATTRIBUTION_WINDOW_S="1", LTRR_INGEST_LATENESS_S="0")
+    ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1", "--data-dir", str(tmp_path / "data")], env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first_half = sum('"kind":"impression"' in line for line in traffic[:half])
+        wait_for(lambda: applied() >= first_half)
+        server.kill()
+        server.wait(timeout=10)
+        time.sleep(4)
+        assert ingest.poll() is None, "ingest --follow keeps running while Redis is down"
+        server = start_redis()
+        client = redis.Redis.from_url(url, decode_responses=True)
+        for line in traffic[half:]:
+            client.xadd(STREAM, {"e": line})
+        wait_for(lambda: applied() >= clean_run[0]["impressions_applied"])
+        time.sleep(2)  # the feedback of the last impressions, then one more pass
+        ingest.send_signal(signal.SIGTERM)
+        output = ingest.communicate(timeout=30)[0]
+        assert ingest.returncode == 0, output
+        assert "Redis unreachable" in output
+    finally:
+        if ingest.poll() is None:
+            ingest.kill()
+        figures, digest, _ = clean_run
+        try:
+            assert _stats(tmp_path / "data", url) == figures
+            assert _digest(url) == digest
+        finally:
+            server.kill()
