@@ -157,3 +157,13 @@ def test_a_torn_last_line_is_closed_before_the_next_event(settings, embedder):
         assert client.post("/search", json={"query": "jazz", "k": 1}).status_code == 200
     lines = log.read_bytes().split(b"\n")
     assert lines[0] == b'{"kind":"impression","request_id":"torn' and json.loads(lines[1])["kind"] == "impression"
+
+
+def test_impressions_log_candidates_down_to_fifty_below_the_page(settings, embedder):
+    wide = settings.model_copy(update={"policy": "fixed:dense=100+lexical=100"})
+    with TestClient(build_app(wide, embedder=embedder)) as client:
+        body = client.post("/search", json={"query": "jazz", "k": 3}).json()
+    impression = [event for event in _events(wide) if event["kind"] == "impression"][-1]
+    assert body["candidates"] > 53, "the union is wider than what is logged"
+    logged = [candidate["entity_id"] for candidate in impression["candidates"]]
+    assert len(logged) == 53 and logged[:3] == [item["id"] for item in body["results"]]
