@@ -405,20 +405,10 @@ def events_export(
     from dataclasses import asdict
 
     from services.evaluation.export import export_events
-    from services.eventlog import event_files
-    from services.registry import Paths
+    from services.eventlog import event_sources
 
     with _errors_as_one_line():
-        settings = _settings(data_dir)
-        if log is not None and not log.is_file():
-            raise ConfigError(f"--log: {log} does not exist; pass an event file, or leave --log out to read the archive")
-        sources = [log] if log is not None else event_files(settings.data_dir)
-        if not sources:
-            raise ConfigError(
-                f"--data-dir: no events under {Paths(settings.data_dir).events} (no archive segments, no events.jsonl); "
-                "serve some traffic (and with Redis, run `ltrr ingest`, which archives the stream) or pass --log"
-            )
-        report = export_events(sources, out)
+        report = export_events(event_sources(_settings(data_dir).data_dir, log), out)
     sys.stdout.write(json.dumps(asdict(report)) + "\n")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from contracts import BadRequest
+from contracts import BadRequest, ConfigError
 from contracts.events import Event, event_from_json
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,22 @@ def event_files(data_dir: Path) -> list[Path]:
     events = Path(data_dir) / "events"
     log = events / "events.jsonl"
     return archive_segments(events / "archive") + ([log] if log.is_file() else [])
+
+
+def event_sources(data_dir: Path, log: Path | None) -> list[Path]:
+    """``[log]`` when given (``ConfigError`` if it is missing), else ``event_files(data_dir)`` (``ConfigError``
+    if there are none): what replay and export read."""
+    if log is not None:
+        if not Path(log).is_file():
+            raise ConfigError(f"--log: {log} does not exist; pass an event file, or leave --log out to read the archive")
+        return [Path(log)]
+    sources = event_files(data_dir)
+    if not sources:
+        raise ConfigError(
+            f"--log / --data-dir: no events under {Path(data_dir) / 'events'} (no archive segments, no events.jsonl); "
+            "serve some traffic (with Redis, `ltrr ingest` archives the stream) or pass --log"
+        )
+    return sources
 
 
 def archive_segments(directory: Path) -> list[Path]:

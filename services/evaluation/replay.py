@@ -19,9 +19,9 @@ import numpy as np
 
 from bandit.base import Policy
 from contracts import ConfigError, Context
-from services.eventlog import event_files
+from services.eventlog import event_sources
 from services.ingest.ingestor import LoggedRound, join_rounds
-from services.registry import Paths, policy_for_replay, reward_config
+from services.registry import policy_for_replay, reward_config
 from services.settings import Settings
 
 Z_95 = 1.959964
@@ -83,15 +83,7 @@ def target_probabilities(policy: Policy, rounds: Sequence[LoggedRound]) -> np.nd
 
 
 def replay_policy(settings: Settings, spec: str, log: Path | None = None) -> ReplayResult:
-    if log is not None and not log.exists():
-        raise ConfigError(f"--log: {log} does not exist; pass an event file, or leave --log out to read the archive")
-    sources = [log] if log is not None else event_files(settings.data_dir)
-    if not sources:
-        raise ConfigError(
-            f"--log: no events under {Paths(settings.data_dir).events} (no archive segments, no events.jsonl); "
-            "serve some traffic (with Redis, `ltrr ingest` archives it) or pass --log"
-        )
-    rounds, report = join_rounds(sources, reward_config(settings))
+    rounds, report = join_rounds(event_sources(settings.data_dir, log), reward_config(settings))
     policy = policy_for_replay(spec, settings)
     rewards = np.array([r.reward for r in rounds], dtype=float)
     logged_p = np.array([r.decision.probability for r in rounds], dtype=float)

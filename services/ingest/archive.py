@@ -70,6 +70,3 @@ class Archive:
             path.unlink(missing_ok=True)
         return removed
 
-    def size_bytes(self) -> int:
-        return sum(path.stat().st_size for path in self.segments())
-

@@ -58,9 +58,6 @@ class IngestJob:
     with_policy: Callable[[Callable[[Policy], None]], None]
     save_models: bool = True
 
-    def close(self) -> None:
-        pass
-
     def run(self, flush: bool = False) -> IngestReport:
         report = self.ingestor.run(flush=flush)
         if report.finalized and self.save_models:

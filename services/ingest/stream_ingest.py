@@ -483,7 +483,6 @@ class RetrainWorker:
         self.redis_url = redis_url
         self.client = client
         self._process: subprocess.Popen[bytes] | None = None
-        self.started = 0
 
     def __call__(self) -> str:
         if self._process is not None and self._process.poll() is None:
@@ -493,7 +492,6 @@ class RetrainWorker:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "services.ingest.retrain"], env=environment, preexec_fn=lambda: os.nice(10),
         )
-        self.started += 1
         return f"retraining in process {self._process.pid}"
 
     def wait(self, timeout_s: float | None = None) -> int | None:
