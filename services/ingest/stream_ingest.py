@@ -213,8 +213,7 @@ class StreamIngestor:
         report = IngestReport()
         end = self._last_id() if flush else None
         while True:
-            if self.lease is not None:
-                self.lease.check()
+            self._check_lease()
             entries, exhausted = self._entries(end)
             self._pass(entries, report, close_all=flush and exhausted, caught_up=exhausted)
             if not flush or exhausted:
