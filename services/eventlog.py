@@ -113,6 +113,12 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
     return int(milliseconds), int(sequence or 0)
 
 
+def next_stream_id(entry_id: str) -> str:
+    """The smallest stream id after ``entry_id`` (where an exclusive range starts)."""
+    milliseconds, sequence = stream_id_key(entry_id)
+    return f"{milliseconds}-{sequence + 1}"
+
+
 def event_files(data_dir: Path) -> list[Path]:
     """Every file of logged events under ``data_dir``: the ingest archive's segments (with Redis), oldest
     first, then the service's own log (without Redis). Readers take each ``event_id`` once."""

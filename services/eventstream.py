@@ -17,6 +17,7 @@ import redis
 
 from contracts import BackendUnavailable
 from contracts.events import Event
+from services.eventlog import next_stream_id
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +81,7 @@ def safe_trim_point(client: redis.Redis, stream: str, group: str) -> str | None:
     pending = client.xpending(stream, group)
     if pending and int(pending["pending"]) > 0:
         return str(pending["min"])
-    last = str(found[0]["last-delivered-id"])
-    milliseconds, sequence = (int(part) for part in last.split("-"))
-    return f"{milliseconds}-{sequence + 1}"
+    return next_stream_id(str(found[0]["last-delivered-id"]))
 
 
 def read_stream(client: redis.Redis, stream: str = STREAM, batch: int = 1000) -> Iterator[tuple[str, str]]:
@@ -94,9 +93,7 @@ def read_stream(client: redis.Redis, stream: str = STREAM, batch: int = 1000) ->
             return
         for entry_id, fields in entries:
             yield str(entry_id), str((fields or {}).get(FIELD, ""))
-        last = str(entries[-1][0])
-        milliseconds, sequence = (int(part) for part in last.split("-"))
-        start = f"{milliseconds}-{sequence + 1}"
+        start = next_stream_id(str(entries[-1][0]))
 
 
 def eviction_warning(client: redis.Redis) -> str | None:

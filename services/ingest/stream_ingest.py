@@ -42,6 +42,7 @@ from contracts import BadRequest, Context
 from contracts.artifacts import ModelStore
 from contracts.events import FeedbackEvent, ImpressionEvent, event_from_json
 from memory_index.redis_store import Record, RedisMemoryStore
+from services.eventlog import next_stream_id
 from services.eventlog import stream_id_key as _key
 from services.eventstream import FIELD, GROUP, STREAM
 from services.ingest.archive import Archive
@@ -511,9 +512,7 @@ def ingest_lag_s(client: redis.Redis, stream: str = STREAM, group: str = GROUP, 
     found = [entry for entry in groups if entry["name"] == group]
     if not found:
         return 0.0
-    last = str(found[0]["last-delivered-id"])
-    milliseconds, sequence = _key(last)
-    following: Any = client.xrange(stream, min=f"{milliseconds}-{sequence + 1}", max="+", count=1)
+    following: Any = client.xrange(stream, min=next_stream_id(str(found[0]["last-delivered-id"])), max="+", count=1)
     if not following:
         return 0.0
     oldest = _key(following[0][0])[0] / 1000.0
