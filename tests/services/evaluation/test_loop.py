@@ -106,17 +106,19 @@ def test_service_without_redis_uses_the_in_process_store_and_ingests_itself(data
     monkeypatch.delenv("LTRR_REDIS_URL", raising=False)
     # A fixed plan that draws from the catalog: with the seed unset the bandit's warm-up may pick a
     # memory-only plan, which has nothing for a query never seen (an empty page, issue 12's top-up).
-    settings = Settings(data_dir=data_dir, start_local_redis=False, ingest_interval_s=0.2, attribution_window_s=0.5,
+    settings = Settings(data_dir=data_dir, start_local_redis=False, ingest_interval_s=0.2, attribution_window_s=1.0,
                         policy="fixed:lexical=20+dense=20")
     with TestClient(build_app(settings, embedder=embedder)) as client:
         health = client.get("/healthz").json()
         assert health["status"] == "degraded"
         assert health["backends"]["memory_index"]["backend"] == "local"
         assert "no persistence" in health["backends"]["memory_index"]["description"]
+        # The first query encoding in a process can take longer than the window: warm up, so the click comes in time.
+        client.post("/search", json={"query": "warm up", "k": 1})
         body = client.post("/search", json={"query": "some very particular query", "k": 5}).json()
         chosen = body["results"][0]["id"]
         client.post("/feedback", json={"request_id": body["request_id"], "entity_id": chosen, "event": "click"})
-        time.sleep(1.0)
+        time.sleep(1.5)
         # A later event moves event time past the window, so the in-process ingest closes the first impression.
         client.post("/search", json={"query": "anything else", "k": 1})
         memory = client.app.state.pipeline.memory
