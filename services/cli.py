@@ -7,6 +7,7 @@ variable and the fix, with exit code 2; never a traceback.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import signal
@@ -175,6 +176,7 @@ def serve(
 
     with _errors_as_one_line():
         settings = _settings(data_dir, host=host, port=port)
+        check_write_guard(settings)
         _check_port_is_free(settings.host, settings.port)
         if build_if_missing and not indexes_exist(settings):
             console.print(f"building the demo catalog and indexes under {settings.data_dir} (first run only)")
@@ -199,6 +201,25 @@ def serve(
         pass
     if not server.started:
         _fail(ConfigError(f"--port / LTRR_PORT: could not serve on {settings.host}:{settings.port} (see the log above)"))
+
+
+def check_write_guard(settings: Settings) -> None:
+    """Entity writes open to a network are a decision, not a default."""
+    if settings.api_key is None and not settings.allow_open_writes and not is_loopback(settings.host):
+        raise ConfigError(
+            f"--host / LTRR_HOST: {settings.host} is reachable from other machines and LTRR_API_KEY is unset, so anyone "
+            "could add or delete entities; set LTRR_API_KEY (writes then need X-API-Key), or LTRR_ALLOW_OPEN_WRITES=true "
+            "to leave them open on purpose, or bind 127.0.0.1"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command()
@@ -430,6 +451,56 @@ def bench_retrieval(
     with _errors_as_one_line():
         settings = _settings(None)
     run_bench_retrieval(dataset, out, split=split, k=k, cache_dir=cache_dir, progress=progress_factory(settings), fail=_fail)
+
+
+models_app = typer.Typer(
+    help="The saved bandit and ranker versions: list them with their verification, roll CURRENT back.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind: bandit or ranker (default: both)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list on stdout, one object per version."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """List saved model versions, newest first: created time, which is CURRENT, and whether its files match the manifest's checksums (no model is loaded)."""
+    _setup_logging(False)
+    from contracts.artifacts import ModelStore
+    from services.model_check import KINDS, check_kind, list_versions
+    from services.registry import Paths
+
+    with _errors_as_one_line():
+        kinds = KINDS if kind is None else (check_kind(kind, "--kind"),)
+        infos = list_versions(ModelStore(Paths(_settings(data_dir).data_dir).models), kinds)
+    if as_json:
+        sys.stdout.write(json.dumps([info.to_json() for info in infos]) + "\n")
+        return
+    table = Table("kind", "version", "created", "current", "verified")
+    for info in infos:
+        shown = info.to_json()
+        table.add_row(info.kind, info.version, shown["created"] or "-", "CURRENT" if info.current else "", "ok" if info.ok else f"bad: {info.reason}")
+    Console().print(table)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    kind: str = typer.Argument(..., help="bandit or ranker."),
+    to: Optional[str] = typer.Option(None, "--to", help="The version to serve (default: the newest version older than CURRENT that verifies)."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """Point KIND's CURRENT at an older version after loading it in a child process; running services swap it in on their next reload."""
+    _setup_logging(False)
+    from contracts.artifacts import ModelStore
+    from services.model_check import rollback
+    from services.registry import Paths
+
+    with _errors_as_one_line():
+        previous, target = rollback(ModelStore(Paths(_settings(data_dir).data_dir).models), kind, to)
+    sys.stdout.write(f"{kind}: CURRENT {previous or '(none)'} -> {target}\n")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ stopped with the service; its URL is written to ``<data_dir>/redis/redis.url`` f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import socket
@@ -39,6 +40,12 @@ class LocalRedis:
         return self.executable is not None
 
     def start(self, timeout_s: float = 10.0) -> str:
+        """Start a redis-server for this data directory, or join the one another process of it started."""
+        running = self._running_url()
+        if running is not None:
+            self.url = running
+            logger.info("using the redis-server another ltrr process started for %s", self.directory.parent)
+            return running
         if self.executable is None:
             raise BackendUnavailable("redis-server is not installed; `apt-get install redis-server` or set LTRR_REDIS_URL")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -65,10 +72,27 @@ class LocalRedis:
         logger.info("started redis-server at %s (files in %s)", self.url, self.directory)
         return self.url
 
-    def stop(self) -> None:
+    def _running_url(self) -> str | None:
         path = url_file(self.directory.parent)
-        if path.exists():
-            path.unlink()
+        try:
+            url = path.read_text().strip()
+        except OSError:
+            return None
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+        except (redis.RedisError, ValueError):
+            return None
+        return url
+
+    def stop(self) -> None:
+        """Stop the server this object started (one it joined keeps running) and remove its URL file, only
+        if the file still names it."""
+        if self.process is None:
+            return
+        path = url_file(self.directory.parent)
+        with contextlib.suppress(OSError):
+            if path.read_text().strip() == self.url:
+                path.unlink()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

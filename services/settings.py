@@ -83,7 +83,20 @@ class Settings(BaseSettings):
     attribution_window_s: float = Field(default=300.0, gt=0.0, description="Feedback later than this after an impression earns nothing.")
 
     encoder_threads: int = Field(default=1, ge=1, description="Torch threads the service uses to encode queries.")
-    retriever_timeout_ms: float = Field(default=250.0, gt=0.0, description="A retriever slower than this is skipped for the request.")
+    retriever_timeout_ms: float = Field(
+        default=250.0, gt=0.0, description="A retriever slower than this is skipped for the request; the budget starts when the search is admitted."
+    )
+    max_concurrent_searches: int = Field(
+        default=0, ge=0, description="Searches a process runs at once; the rest wait in a FIFO queue (0: the number of CPU cores)."
+    )
+    queue_timeout_ms: float = Field(
+        default=15000.0, gt=0.0, description="A search not admitted within this long gets 503 with Retry-After."
+    )
+    queue_max_waiting: int = Field(default=1000, ge=1, description="Searches allowed to wait for admission; more get 503 at once.")
+    fallback_strategy: str | None = Field(
+        default="lexical",
+        description="Tops up a page the plan's strategies filled with fewer than k results (provenance `fallback`, charged like drawn candidates); unset: no top-up.",
+    )
     bandit_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_explore_halflife: int = Field(
         default=1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
@@ -121,7 +134,13 @@ class Settings(BaseSettings):
         default=None,
         description="Salt of the user- and session-id hash (HMAC-SHA256); unset: one generated once, kept in Redis (or <data_dir>/secrets/ without Redis).",
     )
-    api_key: str | None = Field(default=None, description="When set, entity writes need the X-API-Key header.")
+    api_key: str | None = Field(
+        default=None, description="When set, entity writes need the X-API-Key header (checked before the body is read)."
+    )
+    allow_open_writes: bool = Field(
+        default=False, description="Let `ltrr serve` listen on a non-loopback address without LTRR_API_KEY (entity writes open to anyone who can reach it)."
+    )
+    max_body_bytes: int = Field(default=1 << 20, ge=65536, description="Request bodies larger than this get 413 before they are parsed.")
     host: str = Field(default="127.0.0.1", description="Address `ltrr serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `ltrr serve` listens on.")
     numeric_isa: Literal["avx2", "native"] = Field(
@@ -135,7 +154,7 @@ class Settings(BaseSettings):
     def _csv_lists(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("seed", "memory_half_life_s", "memory_retention_s", "memory_max_per_query", "redis_url", "opensearch_url", "api_key", "user_id_salt", "catalog_path", mode="before")
+    @field_validator("seed", "memory_half_life_s", "memory_retention_s", "memory_max_per_query", "redis_url", "opensearch_url", "api_key", "fallback_strategy", "user_id_salt", "catalog_path", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``LTRR_SEED=`` in an env file means unset, as it reads."""

@@ -114,6 +114,7 @@ def run_one(
         rng=np.random.default_rng(seed),
         hash_user=synthetic_ids,
         attribution_window_s=settings.attribution_window_s,
+        fallback_strategy=settings.fallback_strategy,
     )
     job = ingest_job(run_settings, pipeline)
     stream = QueryStream(entities, seed)

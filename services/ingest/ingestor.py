@@ -68,8 +68,9 @@ def finalize(impression: ImpressionEvent, feedback: Sequence[FeedbackEvent], con
     for event in in_time:
         engaged[event.entity_id] = max(engaged.get(event.entity_id, 0), event.event.grade)
     decision = impression.decision()
-    # A strategy that was skipped (out of time, failed) drew nothing: the plan is charged for what ran.
-    drawn = decision.plan.total - sum(decision.plan.quota(name) for name in impression.skipped)
+    # A strategy that was skipped (out of time, failed) drew nothing: the plan is charged for what ran,
+    # and for what the fallback strategy added to its page.
+    drawn = decision.plan.total - sum(decision.plan.quota(name) for name in impression.skipped) + len(impression.fallback)
     value = reward(((event.event, event.time - start) for event in in_time), drawn, config)
     return LoggedRound(impression.request_id, start, dict(impression.context), decision, value, engaged)
 

@@ -6,8 +6,10 @@ field: ``{"error": "...", "detail": [{"field": "query", "message": "..."}]}``; n
 
 from __future__ import annotations
 
+import hmac
 import logging
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Union
@@ -28,10 +30,13 @@ from pydantic import (
     StrictStr,
     field_validator,
 )
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.schema import Entity
 from contracts import BadRequest, LtrrError, NotFound
+from services.search.admission import Admission, Overloaded
 from services.search.pipeline import MAX_K, MAX_QUERY_CHARS, Pipeline, SearchOutcome
 
 logger = logging.getLogger(__name__)
@@ -103,6 +108,7 @@ class SearchResponse(BaseModel):
     plan: PlanOut
     model_versions: dict[str, str]
     candidates: int = Field(description="Size of the candidate union the ranker ordered.")
+    fallback: int = Field(0, description="Results the fallback strategy added because the plan's strategies found fewer than k.")
 
 
 class FeedbackBody(BaseModel):
@@ -202,6 +208,7 @@ def search_response(outcome: SearchOutcome) -> SearchResponse:
         ),
         model_versions=dict(outcome.model_versions),
         candidates=outcome.candidates,
+        fallback=len(outcome.fallback),
     )
 
 
@@ -217,13 +224,24 @@ def _validation_detail(error: dict[str, Any]) -> ErrorDetail:
     return ErrorDetail(field=_field_of(tuple(error.get("loc", ()))), message=message)
 
 
-def _error(status: int, error: str, detail: list[ErrorDetail]) -> JSONResponse:
-    return JSONResponse(status_code=status, content=ErrorResponse(error=error, detail=detail).model_dump())
+def _error(status: int, error: str, detail: list[ErrorDetail], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=ErrorResponse(error=error, detail=detail).model_dump(), headers=headers)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorResponse, "description": "A field is invalid; `detail[].field` names it."},
+    400: {"model": ErrorResponse, "description": "The body is not UTF-8 JSON."},
     404: {"model": ErrorResponse, "description": "Unknown request_id or entity id."},
+    413: {"model": ErrorResponse, "description": "The body is larger than LTRR_MAX_BODY_BYTES."},
+    422: {"model": ErrorResponse, "description": "A field is invalid; `detail[].field` names it."},
+    503: {"model": ErrorResponse, "description": "A backend is unavailable; retry later."},
+}
+SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    503: {
+        "model": ErrorResponse,
+        "description": "Too many searches waiting (admission control) or a backend is unavailable; retry after `Retry-After` seconds.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}},
+    },
 }
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -234,14 +252,86 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 DOCS_ASSETS = "/docs-assets"
 
 
-class Unauthorized(Exception):
-    pass
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one process takes on: searches at once (the rest queue FIFO up to ``queue_timeout_s``) and body size."""
+
+    max_concurrent: int = 2
+    queue_timeout_s: float = 15.0
+    queue_max_waiting: int = 1000
+    max_body_bytes: int = 1 << 20
+
+
+WRITE_PATH = "/entities"
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+
+
+class WriteKeyGuard:
+    """Checks ``X-API-Key`` on entity writes before anything reads the body (a constant-time comparison)."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.key = api_key.encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in WRITE_METHODS and scope["path"].startswith(WRITE_PATH):
+            sent = next((value for name, value in scope["headers"] if name == b"x-api-key"), b"")
+            if not hmac.compare_digest(sent, self.key):
+                response = _error(401, "unauthorized", [ErrorDetail(field="X-API-Key", message=UNAUTHORIZED_MESSAGE)])
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="content too large")
+
+
+class BodyLimit:
+    """413 for a body over ``max_bytes``: at once from ``Content-Length``, else as soon as the bytes read pass it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await body_too_large(self.max_bytes)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge()
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def body_too_large(max_bytes: int) -> JSONResponse:
+    message = f"the body is larger than {max_bytes:,} bytes (LTRR_MAX_BODY_BYTES)"
+    return _error(413, "content too large", [ErrorDetail(field="body", message=message)])
+
+
+UNAUTHORIZED_MESSAGE = "entity writes need the API key: send it in the X-API-Key header (LTRR_API_KEY on the server)"
 
 
 def create_app(
-    open_pipeline: Callable[[], Any], health: Callable[[Pipeline], dict[str, Any]], api_key: str | None = None
+    open_pipeline: Callable[[], Any],
+    health: Callable[[Pipeline], dict[str, Any]],
+    api_key: str | None = None,
+    limits: Limits = Limits(),
 ) -> FastAPI:
     """``open_pipeline`` is a context-manager factory yielding the ``Pipeline`` (wiring builds it from Settings)."""
+    admission = Admission(limits.max_concurrent, limits.queue_timeout_s, limits.queue_max_waiting)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -257,6 +347,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if api_key is not None:
+        app.add_middleware(WriteKeyGuard, api_key=api_key)
+    app.state.admission = admission
     # Swagger UI 5 (it reads OpenAPI 3.1) from the installed fastapi-offline package, not a CDN: /docs works offline.
     app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
 
@@ -274,10 +368,10 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, "invalid request", [_validation_detail(error) for error in exc.errors()])
 
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
-        message = "entity writes need the API key: send it in the X-API-Key header (LTRR_API_KEY on the server)"
-        return _error(401, "unauthorized", [ErrorDetail(field="X-API-Key", message=message)])
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        detail = [ErrorDetail(field="service", message=f"overloaded: {exc.reason}; retry after {exc.retry_after_s} s")]
+        return _error(503, "overloaded", detail, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(BadRequest)
     async def _bad_request(request: Request, exc: BadRequest) -> JSONResponse:
@@ -295,20 +389,38 @@ def create_app(
             # Starlette's own body parsing failed before validation (e.g. bytes that are not UTF-8).
             message = f"cannot parse the request body ({exc.detail}); send UTF-8 encoded JSON"
             return _error(400, "invalid request", [ErrorDetail(field="body", message=message)])
-        return _error(exc.status_code, "http error", [ErrorDetail(field="path", message=str(exc.detail))])
+        if exc.status_code == 413:
+            return body_too_large(limits.max_body_bytes)
+        return _error(exc.status_code, "http error", [ErrorDetail(field="path", message=str(exc.detail))], headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s", request.url.path)
         return _error(500, "internal error", [ErrorDetail(field="service", message="unexpected error; see the server log")])
 
-    @app.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES)
-    def search(body: SearchBody, request: Request) -> SearchResponse:
-        """Choose a plan, retrieve, rank the union, log the impression."""
+    @app.post("/search", response_model=SearchResponse, responses=SEARCH_RESPONSES)
+    async def search(body: SearchBody, request: Request) -> SearchResponse:
+        """Choose a plan, retrieve, rank the union, log the impression. Searches beyond what the process runs at
+        once wait in a FIFO queue; one not admitted within LTRR_QUEUE_TIMEOUT_MS gets 503 with Retry-After."""
         pipeline: Pipeline = request.app.state.pipeline
-        outcome = pipeline.search(
-            body.query, k=body.k, user_id=body.user_id, session_id=body.session_id, request_context=body.context
-        )
+        await admission.acquire()
+        entered = False
+
+        def run() -> SearchOutcome:
+            nonlocal entered
+            entered = True
+            # The slot is held until the search's retrievers have all finished, also any that ran out of time.
+            return pipeline.search(
+                body.query, k=body.k, user_id=body.user_id, session_id=body.session_id, request_context=body.context,
+                settled=admission.release_threadsafe,
+            )
+
+        try:
+            outcome = await run_in_threadpool(run)
+        except BaseException:
+            if not entered:  # cancelled before the search began: nothing else will release its slot
+                admission.release()
+            raise
         return search_response(outcome)
 
     @app.post("/feedback", response_model=FeedbackResponse, responses=ERROR_RESPONSES)
@@ -318,34 +430,35 @@ def create_app(
         event_id = pipeline.feedback(body.request_id, body.entity_id, body.event, body.position)
         return FeedbackResponse(event_id=event_id)
 
-    def check_key(x_api_key: str | None) -> None:
-        if api_key is not None and x_api_key != api_key:
-            raise Unauthorized()
-
     @app.post("/entities", response_model=EntitiesResponse, responses=WRITE_RESPONSES)
     def upsert_entities(
-        body: EntitiesBody, request: Request, x_api_key: Annotated[str | None, Header()] = None
+        body: EntitiesBody, request: Request, x_api_key: Annotated[str | None, Header(description="The API key, when LTRR_API_KEY is set.")] = None
     ) -> EntitiesResponse:
         """Add or replace entities; every strategy can find them when this returns."""
-        check_key(x_api_key)
         entities = [Entity.from_json(item.model_dump()) for item in body.entities]
         request.app.state.pipeline.upsert(entities)
         return EntitiesResponse(upserted=len(entities))
 
     @app.delete("/entities/{entity_id:path}", response_model=DeleteResponse, responses=WRITE_RESPONSES)
     def delete_entity(
-        entity_id: str, request: Request, x_api_key: Annotated[str | None, Header()] = None
+        entity_id: str, request: Request, x_api_key: Annotated[str | None, Header(description="The API key, when LTRR_API_KEY is set.")] = None
     ) -> DeleteResponse:
         """Remove an entity from every strategy."""
-        check_key(x_api_key)
         if not request.app.state.pipeline.delete([entity_id]):
             raise NotFound("id", f"unknown entity {entity_id[:64]!r}")
         return DeleteResponse(deleted=entity_id)
 
-    @app.get("/healthz")
-    def healthz(request: Request) -> dict[str, Any]:
-        """Each backend's state; ``status`` is ``degraded`` when a fallback is serving."""
-        return health(request.app.state.pipeline)
+    @app.get("/healthz", responses={503: {"description": "This process cannot serve searches now (the body says why)."}})
+    async def healthz(request: Request) -> JSONResponse:
+        """``status`` is ``ok`` or ``degraded`` (a fallback is serving) with each dependency's state; 503 only
+        when this process cannot serve searches. Answered outside admission control."""
+        report = await run_in_threadpool(health, request.app.state.pipeline)
+        state = admission.state()
+        full = state.waiting >= limits.queue_max_waiting
+        report["admission"] = {"limit": state.limit, "running": state.running, "waiting": state.waiting, "refused": state.refused}
+        if full:
+            report["status"] = "overloaded"
+        return JSONResponse(report, status_code=503 if full else 200)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -21,6 +21,7 @@ from catalog.schema import Entity
 from contracts import (
     BadRequest,
     Candidate,
+    ConfigError,
     Decision,
     EntityFacts,
     Hit,
@@ -79,6 +80,7 @@ class SearchOutcome:
     skipped: Mapping[str, str]
     model_versions: Mapping[str, str]
     candidates: int
+    fallback: tuple[str, ...] = ()  # entities the fallback strategy added because the plan's strategies found fewer than k
 
 
 def check_query_text(text: str) -> str:
@@ -119,12 +121,20 @@ class Pipeline:
     catalog_changes: CatalogChanges | None = None
     persist: Callable[[], None] | None = None
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    fallback_strategy: str | None = None
+    max_concurrent: int = 2  # searches admitted at once (the service's admission control); sizes the retriever pool
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max(2, len(self.retrievers)), thread_name_prefix="retriever")
+        if self.fallback_strategy is not None and self.fallback_strategy not in self.retrievers:
+            raise ConfigError.about(
+                "fallback_strategy", f"{self.fallback_strategy!r} is not a configured strategy ({', '.join(sorted(self.retrievers))}); name one, or unset it"
+            )
+        # Every admitted search finds a thread for each of its retrievers, so no budget runs out in a queue here.
+        workers = max(2, len(self.retrievers)) * max(1, self.max_concurrent)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retriever")
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -139,6 +149,26 @@ class Pipeline:
         session_id: str | None = None,
         request_context: Mapping[str, object] | None = None,
         timestamp: float | None = None,
+        settled: Callable[[], None] | None = None,
+    ) -> SearchOutcome:
+        """``settled`` is called once when every retriever this search started has finished, also those
+        that outlived their budget (admission control holds the search's slot until then)."""
+        running: list[Future[list[Hit]]] = []
+        try:
+            return self._search(text, k, user_id, session_id, request_context, timestamp, running)
+        finally:
+            if settled is not None:
+                when_all_done(running, settled)
+
+    def _search(
+        self,
+        text: str,
+        k: int,
+        user_id: str | None,
+        session_id: str | None,
+        request_context: Mapping[str, object] | None,
+        timestamp: float | None,
+        running: list[Future[list[Hit]]],
     ) -> SearchOutcome:
         check_query_text(text)
         check_k(k)
@@ -154,7 +184,10 @@ class Pipeline:
         )
         with self._policy_lock:
             decision = self.policy.choose(context, self.plans, float(self.rng.random()))
-        hits_by_strategy, skipped = self._retrieve(query, decision.plan)
+        started = time.monotonic()
+        jobs = {name: quota for name, quota in decision.plan.quotas if quota > 0}
+        hits_by_strategy, skipped = self._retrieve(query, jobs, self._budget_left(started), running)
+        fallback = self._top_up(query, k, hits_by_strategy, started, running)
         candidates = union(hits_by_strategy, lambda ids: self.memory.history(query.normalized, ids))
         ranker = self.ranker
         ranked = ranker.rank(query, candidates, self.facts) if candidates else []
@@ -165,19 +198,22 @@ class Pipeline:
         # Remembered before it is logged: a page the ledger could not record is answered 503, never logged.
         self.ledger.record(request_id, ShownPage(now, k, tuple(scored.entity_id for scored in page)))
         self.event_log.append(
-            impression_event(request_id, query, context.features, decision, candidates, ranked[: k + LOGGED_BELOW_PAGE], page, versions, skipped)
+            impression_event(
+                request_id, query, context.features, decision, candidates, ranked[: k + LOGGED_BELOW_PAGE], page, versions, skipped, fallback
+            )
         )
         provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
-        results = tuple(self._result_item(scored, provenance[scored.entity_id]) for scored in page)
-        return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates))
+        results = tuple(self._result_item(scored, provenance[scored.entity_id], fallback) for scored in page)
+        return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates), fallback)
 
-    def _retrieve(self, query: Query, plan: Plan) -> tuple[dict[str, list[Hit]], dict[str, str]]:
-        jobs = {
-            name: quota for name, quota in plan.quotas if quota > 0 and name in self.retrievers
-        }
-        skipped = {name: "not configured" for name, quota in plan.quotas if quota > 0 and name not in self.retrievers}
-        futures = {self._executor.submit(self.retrievers[name].search, query, quota): name for name, quota in jobs.items()}
-        done, not_done = wait(futures, timeout=self.retriever_timeout_s)
+    def _retrieve(
+        self, query: Query, jobs: Mapping[str, int], budget_s: float, running: list[Future[list[Hit]]]
+    ) -> tuple[dict[str, list[Hit]], dict[str, str]]:
+        """Each strategy's hits within ``budget_s``; ``skipped`` says why one has none."""
+        skipped = {name: "not configured" for name in jobs if name not in self.retrievers}
+        futures = {self._executor.submit(self.retrievers[name].search, query, quota): name for name, quota in jobs.items() if name in self.retrievers}
+        running.extend(futures)
+        done, not_done = wait(futures, timeout=budget_s)
         hits_by_strategy: dict[str, list[Hit]] = {}
         for future in not_done:
             name = futures[future]
@@ -193,9 +229,32 @@ class Pipeline:
             hits_by_strategy[name] = future.result()
         return hits_by_strategy, skipped
 
-    def _result_item(self, scored: Scored, provenance: Mapping[str, Hit]) -> ResultItem:
+    def _budget_left(self, started: float) -> float:
+        return max(0.0, self.retriever_timeout_s - (time.monotonic() - started))
+
+    def _top_up(
+        self, query: Query, k: int, hits_by_strategy: dict[str, list[Hit]], started: float, running: list[Future[list[Hit]]]
+    ) -> tuple[str, ...]:
+        """When the plan's strategies found fewer than ``k`` entities, add at most ``k - n`` new ones from the
+        fallback strategy (within what is left of the budget); returns their ids. Their hits join the
+        fallback strategy's own, so the ranker sees them as what they are."""
+        name = self.fallback_strategy
+        found = {hit.entity_id for hits in hits_by_strategy.values() for hit in hits}
+        if name is None or len(found) >= k:
+            return ()
+        # At least a quarter of the budget, even after the plan used it all: a page should not be empty.
+        budget_s = max(self._budget_left(started), self.retriever_timeout_s / 4)
+        fetched, _ = self._retrieve(query, {name: k + len(found)}, budget_s, running)
+        added = [hit for hit in fetched.get(name, []) if hit.entity_id not in found][: k - len(found)]
+        if added:
+            hits_by_strategy[name] = [*hits_by_strategy.get(name, []), *added]
+        return tuple(hit.entity_id for hit in added)
+
+    def _result_item(self, scored: Scored, provenance: Mapping[str, Hit], fallback: Sequence[str] = ()) -> ResultItem:
         facts = self.facts.get(scored.entity_id)
         sources = tuple(SourceHit(name, hit.score, hit.rank) for name, hit in sorted(provenance.items()))
+        if scored.entity_id in fallback and self.fallback_strategy is not None:
+            sources = tuple(SourceHit("fallback", s.score, s.rank) if s.strategy == self.fallback_strategy else s for s in sources)
         return ResultItem(
             entity_id=scored.entity_id,
             type=facts.type if facts else "unknown",
@@ -319,6 +378,7 @@ def impression_event(
     page: Sequence[Scored],
     versions: Mapping[str, str],
     skipped: Mapping[str, str],
+    fallback: Sequence[str] = (),
 ) -> ImpressionEvent:
     """The impression record: everything replay and training need, so nothing is recomputed later."""
     provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
@@ -350,4 +410,24 @@ def impression_event(
         page=tuple(PageItem(scored.entity_id, position) for position, scored in enumerate(page, 1)),
         model_versions=dict(versions),
         skipped=dict(skipped),
+        fallback=tuple(fallback),
     )
+
+
+def when_all_done(futures: Sequence[Future[list[Hit]]], callback: Callable[[], None]) -> None:
+    """Call ``callback`` once, when every one of ``futures`` has finished (at once if they all have)."""
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: object) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            callback()
+
+    if not futures:
+        callback()
+        return
+    for future in futures:
+        future.add_done_callback(one_done)

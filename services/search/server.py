@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterator
 from fastapi import FastAPI
 
 from contracts import LtrrError
-from services.search.api import create_app
+from services.search.api import Limits, create_app
 from services.search.pipeline import Pipeline
 from services.search.reload import reload_models
-from services.search.stack import Stack, health, open_stack
+from services.search.stack import Stack, concurrent_searches, health, open_stack
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -71,4 +71,10 @@ def build_app(
         finally:
             stack.close()
 
-    return create_app(open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key)
+    limits = Limits(
+        max_concurrent=concurrent_searches(settings),
+        queue_timeout_s=settings.queue_timeout_ms / 1000.0,
+        queue_max_waiting=settings.queue_max_waiting,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return create_app(open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key, limits=limits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -105,12 +106,19 @@ def open_stack(
                 load_or_create_salt(settings.data_dir, settings.user_id_salt, memory.url if isinstance(memory, RedisMemoryStore) else None)
             ),
             rng=randomness.generator,
+            fallback_strategy=settings.fallback_strategy,
+            max_concurrent=concurrent_searches(settings),
         )
     except BaseException:
         if local_redis is not None:
             local_redis.stop()
         raise
     return Stack(settings, pipeline, description, models, local_redis)
+
+
+def concurrent_searches(settings: Settings) -> int:
+    """LTRR_MAX_CONCURRENT_SEARCHES, or one search per core (each search's retrievers run in parallel)."""
+    return settings.max_concurrent_searches or os.cpu_count() or 1
 
 
 def open_event_sink(settings: Settings, memory: MemoryStore, paths: Paths) -> EventSink:
