@@ -1,10 +1,11 @@
 """Saved models: one place for manifests, checksums, atomic version directories and the ``CURRENT`` pointer.
 
 A saved model is a plain directory ``<root>/<kind>/<version>/`` holding ``manifest.json`` (version,
-format, the SHA-256 of its native model file, library versions, …) and native files. A model is written
+format, ``files``: the SHA-256 of every native file in the directory, library versions, …) and native files. A model is written
 into a staging sibling and renamed into place, then ``CURRENT`` is flipped, so a reader never sees a
-half-written model. Loaders verify the checksum before handing a file to a native library: a truncated
-file is an ``ArtifactError``, never a crash inside LightGBM or VW.
+half-written model. Loaders verify the checksums before handing a file to a native library: a truncated
+file is an ``ArtifactError``, never a crash inside LightGBM or VW. Manifests written before ``files``
+existed carry one ``model_sha256`` for the model file, which is still checked.
 """
 
 from __future__ import annotations
@@ -62,6 +63,48 @@ def verify_checksum(path: Path, expected: object, what: str) -> None:
         )
 
 
+def file_checksums(directory: Path) -> dict[str, str]:
+    """``{name: SHA-256}`` of every file in ``directory`` but the manifest (what ``files`` records)."""
+    directory = Path(directory)
+    return {
+        path.name: sha256_of(path)
+        for path in sorted(directory.iterdir())
+        if path.is_file() and path.name != MANIFEST_FILE and not path.name.startswith(".")
+    }
+
+
+def seal_manifest(directory: Path) -> None:
+    """Record ``files`` (the checksum of every native file) in ``directory``'s manifest."""
+    directory = Path(directory)
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    manifest["files"] = file_checksums(directory)
+    write_manifest(directory, manifest)
+
+
+def verify_files(directory: Path, manifest: dict[str, Any], what: str, model_file: str, required: bool = True) -> None:
+    """``ArtifactError`` unless every file the manifest's ``files`` lists (``model_file`` among them) is
+    present with its checksum; a manifest older than ``files`` has its ``model_sha256`` checked against
+    ``model_file``. ``required=False`` lets a manifest with neither pass (formats saved before checksums)."""
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    files = manifest.get("files")
+    legacy = manifest.get("model_sha256")
+    if files is None:
+        if legacy is not None or required:
+            verify_checksum(directory / model_file, legacy, what)
+        return
+    if not isinstance(files, dict) or model_file not in files:
+        raise ArtifactError(f"{what}: {path} field files does not list {model_file}; the manifest is damaged, copy the directory again or retrain")
+    if legacy is not None and files[model_file] != legacy:
+        raise ArtifactError(f"{what}: {path} fields files[{model_file}] and model_sha256 disagree; the manifest is damaged, copy the directory again or retrain")
+    for name, expected in files.items():
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ArtifactError(f"{what}: {path} field files names {name!r}, not a file of the directory; the manifest is damaged, retrain")
+        if not (directory / name).is_file():
+            raise ArtifactError(f"{what}: {directory / name} is listed in {path} but missing; copy the directory again or retrain")
+        verify_checksum(directory / name, expected, what)
+
+
 def replace_directory(staging: Path, target: Path) -> None:
     """Move a fully written ``staging`` directory to ``target`` (replacing it)."""
     if target.exists():
@@ -109,6 +152,7 @@ class ModelStore:
         staging.mkdir(parents=True)
         try:
             write(staging)
+            seal_manifest(staging)
             version = json.loads((staging / MANIFEST_FILE).read_text())["version"]
             replace_directory(staging, self.directory(kind, version))
         finally:
@@ -118,15 +162,22 @@ class ModelStore:
         self.prune(kind)
         return version
 
+    def versions(self, kind: str) -> list[str]:
+        """The version directories of ``kind``, newest first (by modification time, as ``prune`` orders them)."""
+        parent = self.root / kind
+        if not parent.is_dir():
+            return []
+        directories = [path for path in parent.iterdir() if path.is_dir() and not path.name.startswith(".")]
+        directories.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
+        return [path.name for path in directories]
+
     def prune(self, kind: str) -> list[str]:
         """Remove all but the newest ``keep`` version directories of ``kind`` (never the current one);
         returns the versions removed."""
         current = self.current(kind)
-        directories = [path for path in (self.root / kind).iterdir() if path.is_dir() and not path.name.startswith(".")]
-        directories.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
         removed = []
-        for path in directories[self.keep :]:
-            if path.name != current:
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path.name)
+        for version in self.versions(kind)[self.keep :]:
+            if version != current:
+                shutil.rmtree(self.directory(kind, version), ignore_errors=True)
+                removed.append(version)
         return removed

@@ -1,8 +1,8 @@
 """Serving a LightGBM lambdarank model saved as a versioned directory.
 
 Directory layout: ``model.txt`` (LightGBM's text format) and ``manifest.json`` with ``version``,
-``feature_names``, ``strategies``, ``data_window``, ``metrics``, ``libraries``. Training lives in
-``ranker/train.py``; this module never imports it.
+``feature_names``, ``strategies``, ``data_window``, ``metrics``, ``libraries`` and ``files`` (checksums).
+Training lives in ``ranker/train.py``; this module never imports it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import lightgbm
 import numpy as np
 
 from contracts import ArtifactError, Candidate, EntityFacts, Query, Scored
-from contracts.artifacts import MANIFEST_FILE, read_manifest, verify_checksum
+from contracts.artifacts import MANIFEST_FILE, read_manifest, verify_files
 from ranker.features import build_features, feature_names
 
 logger = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ class LambdaMartRanker:
             raise ArtifactError(f"ranker model {manifest['version']}: its features differ from this code's feature table ({', '.join(changed[:5])}); retrain the ranker on newly logged features")
         if strategies is not None and tuple(strategies) != saved_strategies:
             raise ArtifactError(f"ranker model {manifest['version']} was trained for strategies {list(saved_strategies)}, but the configured strategies are {list(strategies)}; retrain, or configure the strategies it was trained with")
-        if manifest.get("format") != 1:  # format 1 models were saved before manifests carried a checksum
-            verify_checksum(model_path, manifest.get("model_sha256"), "ranker model")
+        # format 1 models were saved before manifests carried a checksum
+        verify_files(directory, manifest, "ranker model", MODEL_FILE, required=manifest.get("format") != 1)
         try:
             booster = lightgbm.Booster(model_file=str(model_path))
         except lightgbm.basic.LightGBMError as error:

@@ -23,7 +23,7 @@ import lightgbm
 import numpy as np
 
 from contracts import BadRequest, ConfigError
-from contracts.artifacts import replace_directory, sha256_of, write_manifest
+from contracts.artifacts import file_checksums, replace_directory, sha256_of, write_manifest
 from ranker.features import feature_names, rrf_from_features
 from ranker.lambdamart import MANIFEST_FORMAT, MODEL_FILE
 
@@ -153,7 +153,7 @@ def save_model(model: lightgbm.LGBMRanker, directory: Path, manifest: dict) -> N
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         model.booster_.save_model(str(staging / MODEL_FILE))
-        write_manifest(staging, {**manifest, "model_sha256": sha256_of(staging / MODEL_FILE)})
+        write_manifest(staging, {**manifest, "model_sha256": sha256_of(staging / MODEL_FILE), "files": file_checksums(staging)})
         replace_directory(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -22,12 +22,13 @@ from bandit.base import Policy
 from bandit.baselines import FixedPlanPolicy, UniformPolicy
 from bandit.plans import parse_plans, plan_space
 from bandit.reward import RewardConfig
+from bandit.vw_policy import MODEL_FILE as VW_MODEL_FILE
 from bandit.vw_policy import VWPolicy
 from catalog.demo import generate_demo_catalog
 from catalog.io import read_entities, write_entities
 from catalog.schema import CatalogError, Entity
 from contracts import ArtifactError, BackendUnavailable, ConfigError, Plan
-from contracts.artifacts import ModelStore
+from contracts.artifacts import ModelStore, read_manifest, verify_files
 from contracts.events import Engagement
 from memory_index.base import MemoryStore
 from memory_index.local_store import LocalMemoryStore
@@ -37,6 +38,7 @@ from ranker.fusion import FusionRanker
 from ranker.lambdamart import LambdaMartRanker
 from retrievers.base import Retriever
 from retrievers.embedding import Embedder
+from services.model_check import serving_version
 from services.settings import Settings, env_name, fixed_plan
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,9 @@ class Paths:
     @property
     def dense(self) -> Path:
         return self.root / "indexes" / "dense"
+
+    def spool(self, worker_id: int) -> Path:
+        return self.root / "spool" / f"events-{worker_id}.jsonl"
 
     @property
     def events(self) -> Path:
@@ -155,11 +160,11 @@ def ensure_catalog(settings: Settings) -> list[Entity]:
 # -- memory stores --------------------------------------------------------------------------------
 
 
-def redis_store(settings: Settings, url: str) -> RedisMemoryStore:
+def redis_store(settings: Settings, url: str, timeout_s: float = 2.0) -> RedisMemoryStore:
     with named_settings(half_life_s="memory_half_life_s", url="redis_url", retention_s="memory_retention_s",
                         max_entities_per_query="memory_max_per_query"):
         return RedisMemoryStore(url, half_life_s=settings.memory_half_life_s, retention_s=settings.memory_retention_s,
-                                max_entities_per_query=settings.memory_max_per_query)
+                                max_entities_per_query=settings.memory_max_per_query, timeout_seconds=timeout_s)
 
 
 def local_store(settings: Settings) -> LocalMemoryStore:
@@ -193,7 +198,8 @@ def open_memory(settings: Settings, start_local_redis: Callable[[], str] | None)
         return reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", fix), "redis at LTRR_REDIS_URL"
     if start_local_redis is not None:
         url = start_local_redis()
-        return MEMORY_STORES["redis"](settings, url), f"local redis-server at {url}"
+        logger.info("memory index: local redis-server at %s", url)
+        return MEMORY_STORES["redis"](settings, url), f"local redis-server (its URL is in {settings.data_dir}/redis/redis.url)"
     logger.warning(
         "no Redis: the memory index lives in this process only; it is lost at exit, not shared with other "
         "processes, and ingestion runs inside the service (install redis-server or set LTRR_REDIS_URL)"
@@ -290,9 +296,9 @@ def open_retrievers(
 
 
 def _vw(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
-    directory = models.current_directory("bandit") if models is not None else None
-    if directory is not None:
-        return VWPolicy.load(directory, seed=seed)
+    version = serving_version(models, "bandit") if models is not None else None
+    if models is not None and version is not None:
+        return _load_vw(models.directory("bandit", version), seed)
     with named_settings(epsilon="bandit_epsilon", args="bandit_vw_args", explore_halflife="bandit_explore_halflife"):
         return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
                         explore_halflife=settings.bandit_explore_halflife)
@@ -316,7 +322,8 @@ POLICIES: dict[str, Callable[[Settings, tuple[Plan, ...], ModelStore | None, int
 def make_policy(
     settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None = None, seed: int | None = None
 ) -> Policy:
-    """The ``LTRR_POLICY`` policy; ``vw`` loads the published model from ``models`` when there is one.
+    """The ``LTRR_POLICY`` policy; ``vw`` loads the published model from ``models`` when there is one
+    (the newest one that verifies when ``CURRENT``'s does not).
     ``seed`` seeds VW's own bootstrap (its learning), not the plan draws: those come from the caller."""
     kind = settings.policy.split(":", 1)[0]
     return POLICIES[kind](settings, plans, models, library_seed(settings) if seed is None else seed)
@@ -329,7 +336,14 @@ def library_seed(settings: Settings) -> int:
 
 def policy_from_directory(directory: Path, settings: Settings) -> Policy:
     """A saved VW policy (the reloader and replay read saved policies only through here)."""
-    return VWPolicy.load(directory, seed=library_seed(settings))
+    return _load_vw(directory, library_seed(settings))
+
+
+def _load_vw(directory: Path, seed: int) -> VWPolicy:
+    """``VWPolicy.load`` after checking every file the manifest lists (it checks only ``model.vw``)."""
+    what, fix = "bandit model", "load a directory written by VWPolicy.save, or retrain"
+    verify_files(directory, read_manifest(directory, what, fix, [VW_MODEL_FILE]), what, VW_MODEL_FILE)
+    return VWPolicy.load(directory, seed=seed)
 
 
 def policy_for_replay(spec: str, settings: Settings) -> Policy:
@@ -364,8 +378,8 @@ def ranker_from_directory(directory: Path, models: ModelStore) -> Ranker:
 
 
 def _lambdamart(settings: Settings, models: ModelStore) -> Ranker | None:
-    directory = models.current_directory("ranker")
-    return None if directory is None else ranker_from_directory(directory, models)
+    version = serving_version(models, "ranker")
+    return None if version is None else ranker_from_directory(models.directory("ranker", version), models)
 
 
 def _fusion(settings: Settings, models: ModelStore) -> Ranker:
@@ -377,6 +391,6 @@ RANKERS: dict[str, Callable[[Settings, ModelStore], Ranker | None]] = {"lambdama
 
 
 def make_ranker(settings: Settings, models: ModelStore) -> Ranker:
-    """``LTRR_RANKER``: ``lambdamart`` serves the published model, and reciprocal-rank fusion until one
-    exists; ``fusion`` always serves fusion."""
+    """``LTRR_RANKER``: ``lambdamart`` serves the published model (the newest one that verifies when
+    ``CURRENT``'s does not), and reciprocal-rank fusion until one exists; ``fusion`` always serves fusion."""
     return RANKERS[settings.ranker](settings, models) or _fusion(settings, models)

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "replay": "Estimate a policy's average reward on logged traffic",
     "simulate": "Closed loop on the demo catalog",
     "bench": "Measure retrieval quality and latency from outside",
+    "models": "The saved bandit and ranker versions",
 }
 
 
@@ -136,7 +137,8 @@ def test_bad_input_is_one_line_naming_the_option_and_exit_2(tmp_path, args, env,
 
 def test_every_subcommand_help_fits_80_columns_without_value_placeholders_on_flags(tmp_path):
     for args in (["--help"], ["config", "--help"], ["index", "--help"], ["serve", "--help"], ["ingest", "--help"],
-                 ["replay", "--help"], ["simulate", "--help"], ["bench", "--help"], ["bench", "retrieval", "--help"]):
+                 ["replay", "--help"], ["simulate", "--help"], ["bench", "--help"], ["bench", "retrieval", "--help"],
+                 ["models", "--help"], ["models", "list", "--help"], ["models", "rollback", "--help"]):
         completed = _run_ltrr(args, tmp_path)
         assert completed.returncode == 0, completed.stderr
         assert "<bool>" not in completed.stdout

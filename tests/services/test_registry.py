@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -12,9 +13,10 @@ from contracts import ArtifactError, ConfigError
 from contracts.artifacts import ModelStore
 from memory_index.local_store import LocalMemoryStore
 from ranker.features import feature_names
+from ranker.fusion import FusionRanker
 from ranker.train import TrainingGroup, train_and_gate
 from services.app import build_app
-from services.registry import make_ranker, open_retrievers
+from services.registry import make_ranker, open_retrievers, ranker_from_directory
 
 
 def test_unknown_strategy_is_a_config_error_naming_the_setting(settings):
@@ -41,7 +43,7 @@ def test_explore_strategy_is_served_through_the_api(settings, embedder):
         assert retrievers["explore"].dense is retrievers["dense"], "explore shares the dense index that catalog writes update"
 
 
-def test_a_saved_ranker_from_an_older_feature_table_says_how_to_serve_fusion_meanwhile(settings, tmp_path):
+def test_a_saved_ranker_from_an_older_feature_table_is_refused_and_fusion_served_meanwhile(settings, tmp_path, caplog):
     rng = np.random.default_rng(0)
     width = len(feature_names(settings.strategies))
     groups = [TrainingGroup(rng.random((10, width)), (np.arange(10) == g % 10).astype(int), float(g)) for g in range(40)]
@@ -53,8 +55,12 @@ def test_a_saved_ranker_from_an_older_feature_table_says_how_to_serve_fusion_mea
     manifest = json.loads(manifest_path.read_text())
     manifest["feature_names"] = manifest["feature_names"][:-1] + ["a_feature_this_code_dropped"]
     manifest_path.write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING):
+        assert isinstance(make_ranker(settings, models), FusionRanker), "a start never fails on a saved model"
+    assert "its features differ from this code's feature table" in caplog.text and "retrain the ranker" in caplog.text
+    assert f"CURRENT names {result.version}, which fails verification" in caplog.text
     with pytest.raises(ArtifactError, match=r"retrain the ranker.*delete .*ranker/CURRENT"):
-        make_ranker(settings, models)
+        ranker_from_directory(result.directory, models)
 
 
 def test_memory_half_life_reaches_every_store_the_registry_builds(settings):
