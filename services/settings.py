@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     retriever_timeout_ms: float = Field(
         default=250.0, gt=0.0, description="A retriever slower than this is skipped for the request; the budget starts when the search is admitted."
     )
+    redis_timeout_ms: float = Field(
+        default=250.0, gt=0.0, description="Timeout of the service's Redis calls on the request path; after a failure Redis is retried every second."
+    )
+    spool_max_mb: float = Field(
+        default=256.0, gt=0.0, description="Size of the local spool that keeps events while Redis is unreachable; when full, searches get 503."
+    )
     max_concurrent_searches: int = Field(
         default=0, ge=0, description="Searches a process runs at once; the rest wait in a FIFO queue (0: the number of CPU cores)."
     )

@@ -19,6 +19,7 @@ from bandit.base import Policy
 from bandit.context import context_features
 from catalog.schema import Entity
 from contracts import (
+    BackendUnavailable,
     BadRequest,
     Candidate,
     ConfigError,
@@ -178,17 +179,19 @@ class Pipeline:
         )
         if not query.normalized:
             raise BadRequest("query", "has no searchable characters after normalization (only punctuation or symbols)")
-        best = self.memory.top(query.normalized, 1)
-        context = context_features(
-            query, self.memory.count(query.normalized), request_context, best[0].score if best else None
-        )
+        try:
+            best = self.memory.top(query.normalized, 1)
+            seen = self.memory.count(query.normalized)
+        except BackendUnavailable:  # the memory index is down: choose as for a query it has not seen
+            best, seen = [], 0
+        context = context_features(query, seen, request_context, best[0].score if best else None)
         with self._policy_lock:
             decision = self.policy.choose(context, self.plans, float(self.rng.random()))
         started = time.monotonic()
         jobs = {name: quota for name, quota in decision.plan.quotas if quota > 0}
         hits_by_strategy, skipped = self._retrieve(query, jobs, self._budget_left(started), running)
         fallback = self._top_up(query, k, hits_by_strategy, started, running)
-        candidates = union(hits_by_strategy, lambda ids: self.memory.history(query.normalized, ids))
+        candidates = union(hits_by_strategy, lambda ids: self._history(query.normalized, ids))
         ranker = self.ranker
         ranked = ranker.rank(query, candidates, self.facts) if candidates else []
         page = ranked[:k]
@@ -228,6 +231,12 @@ class Pipeline:
                 continue
             hits_by_strategy[name] = future.result()
         return hits_by_strategy, skipped
+
+    def _history(self, query: str, ids: list[str]) -> Sequence[tuple[float, float]]:
+        try:
+            return self.memory.history(query, ids)
+        except BackendUnavailable:
+            return [(0.0, 0.0)] * len(ids)
 
     def _budget_left(self, started: float) -> float:
         return max(0.0, self.retriever_timeout_s - (time.monotonic() - started))

@@ -27,11 +27,13 @@ from services.registry import (
     open_memory,
     open_retrievers,
     plans_from,
+    redis_store,
     reward_config,
 )
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
 from services.search.ledger import LocalLedger, RedisLedger, RequestLedger
 from services.search.pipeline import Pipeline
+from services.search.resilience import Breaker, FallbackLedger, GuardedMemory, SpooledSink
 from services.settings import Settings
 from services.user_ids import UserIdHasher, load_or_create_salt
 
@@ -80,10 +82,15 @@ def open_stack(
     else:
         description = f"{memory.backend} store supplied by the caller"
     randomness = process_randomness(settings, "serve")
+    event_log: EventSink | None = None
     try:
         cold_start(memory, entities)
         models = ModelStore(paths.models)
-        event_log = open_event_sink(settings, memory, paths)
+        salt_redis = memory.url if isinstance(memory, RedisMemoryStore) else None
+        breaker = Breaker("Redis")
+        event_log = open_event_sink(settings, memory, paths, breaker)
+        ledger = open_ledger(settings, memory, breaker)
+        memory = request_path_memory(settings, memory, breaker)
         retrievers = open_retrievers(settings, memory, embedder, seed=randomness.library_seed)
         dense = retrievers.get("dense")
         pipeline = Pipeline(
@@ -97,19 +104,19 @@ def open_stack(
             event_log=event_log,
             strategies=tuple(settings.strategies),
             retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
-            ledger=open_ledger(settings, memory),
+            ledger=ledger,
             attribution_window_s=settings.attribution_window_s,
             catalog_changes=changes,
             persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
             clock=time.time if clock is None else clock,
-            hash_user=UserIdHasher(
-                load_or_create_salt(settings.data_dir, settings.user_id_salt, memory.url if isinstance(memory, RedisMemoryStore) else None)
-            ),
+            hash_user=UserIdHasher(load_or_create_salt(settings.data_dir, settings.user_id_salt, salt_redis)),
             rng=randomness.generator,
             fallback_strategy=settings.fallback_strategy,
             max_concurrent=concurrent_searches(settings),
         )
     except BaseException:
+        if event_log is not None:
+            event_log.close()
         if local_redis is not None:
             local_redis.stop()
         raise
@@ -121,39 +128,60 @@ def concurrent_searches(settings: Settings) -> int:
     return settings.max_concurrent_searches or os.cpu_count() or 1
 
 
-def open_event_sink(settings: Settings, memory: MemoryStore, paths: Paths) -> EventSink:
-    """The Redis stream ingest reads when the memory index is in Redis, else the service's own log file."""
+def request_path_memory(settings: Settings, memory: MemoryStore, breaker: Breaker) -> MemoryStore:
+    """For Redis: a client with the short request-path timeout, behind the breaker."""
+    if not isinstance(memory, RedisMemoryStore):
+        return memory
+    return GuardedMemory(redis_store(settings, memory.url, timeout_s=settings.redis_timeout_ms / 1000.0), breaker)
+
+
+def open_event_sink(settings: Settings, memory: MemoryStore, paths: Paths, breaker: Breaker | None = None) -> EventSink:
+    """The Redis stream ingest reads (with a local spool for outages) when the memory index is in Redis,
+    else the service's own log file."""
     if isinstance(memory, RedisMemoryStore):
-        stream = RedisEventStream(memory.url)
+        stream = RedisEventStream(memory.url, timeout_s=settings.redis_timeout_ms / 1000.0)
         warning = eviction_warning(redis_client(memory.url))
         if warning:
             logger.warning(warning)
-        return stream
+        max_bytes = int(settings.spool_max_mb * (1 << 20))
+        return SpooledSink(stream, paths.spool(settings.worker_id), breaker or Breaker("Redis"), max_bytes)
     return EventLog(paths.events)
 
 
-def open_ledger(settings: Settings, memory: MemoryStore) -> RequestLedger:
-    """In the memory index's Redis when there is one (shared by workers, kept across restarts), else here."""
+def open_ledger(settings: Settings, memory: MemoryStore, breaker: Breaker | None = None) -> RequestLedger:
+    """In the memory index's Redis when there is one (shared by workers, kept across restarts, with this
+    process's memory beside it for outages), else here."""
+    local = LocalLedger(settings.attribution_window_s)
     if isinstance(memory, RedisMemoryStore):
-        return RedisLedger(memory.url, settings.attribution_window_s)
-    return LocalLedger(settings.attribution_window_s)
+        shared = RedisLedger(memory.url, settings.attribution_window_s, timeout_s=settings.redis_timeout_ms / 1000.0)
+        return FallbackLedger(shared, local, breaker or Breaker("Redis"))
+    return local
 
 
 def health(stack: Stack) -> dict[str, Any]:
+    """Each dependency's state; ``degraded`` when the service answers without one (Redis down, a retriever
+    failing) or holds events Redis has not taken yet. No URL or password in it."""
     pipeline = stack.pipeline
     backends: dict[str, Any] = {name: retriever.health() for name, retriever in pipeline.retrievers.items()}
+    redis_backed = pipeline.memory.backend == "redis"
     memory_ok = pipeline.memory.ping()
     backends["memory_index"] = {
         "backend": pipeline.memory.backend,
         "state": "ok" if memory_ok else "unreachable",
         "description": stack.memory_description,
     }
-    degraded = pipeline.memory.backend != "redis" or not memory_ok or any(
-        state != "ok" for name, state in backends.items() if name != "memory_index"
-    )
+    degraded = not memory_ok or any(state != "ok" for name, state in backends.items() if name != "memory_index")
+    report: dict[str, Any] = {}
+    sink = pipeline.event_log
+    if isinstance(sink, SpooledSink):
+        pending = sink.pending_bytes()
+        report["spool"] = {"bytes": pending, "writable": sink.writable, "max_bytes": sink.max_bytes}
+        degraded = degraded or pending > 0 or not sink.writable
     return {
         "status": "degraded" if degraded else "ok",
         "backends": backends,
         "models": {"policy": pipeline.policy.version, "ranker": pipeline.ranker.version},
         "entities": len(pipeline.facts),
+        "learning": "ltrr ingest (Redis)" if redis_backed else "in this process (no Redis)",
+        **report,
     }

@@ -1,0 +1,317 @@
+"""Serving through a Redis outage: a breaker, the memory index behind it, a ledger that remembers locally
+too, and an event spool that keeps every acknowledged event on disk until Redis takes it.
+
+- ``Breaker``: after a failure, Redis is not tried again for ``retry_s``, so an outage costs one timeout,
+  not one per request. Every Redis user of the service shares one.
+- ``GuardedMemory``: the memory index; while Redis is down its calls fail at once (the memory strategy is
+  skipped, the page is filled by the others and topped up).
+- ``FallbackLedger``: each page is remembered here and in Redis; feedback on a page this process
+  served is accepted during an outage.
+- ``SpooledSink``: an event Redis cannot take (or any event while older ones wait) is appended to a local
+  spool file and fsynced before the request is answered; a thread delivers the spool, in order, when Redis
+  is back, and only then do new events go to Redis directly. Delivery is at least once: a crash between an
+  ``XADD`` and the spool's position leaves a duplicate, which ingest counts once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, TypeVar
+
+import redis
+
+from contracts import BackendUnavailable
+from contracts.events import Event
+from memory_index.base import EntityStat, MemoryStore
+from services.eventstream import RedisEventStream, encode
+from services.search.ledger import Claim, LocalLedger, RedisLedger, ShownPage
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, BackendUnavailable)
+
+
+class Breaker:
+    def __init__(self, name: str, retry_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.retry_s = retry_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._next_try = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def allows(self) -> bool:
+        """True when the dependency is up, or down but due for another try."""
+        with self._lock:
+            return self._down_since is None or self.clock() >= self._next_try
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            now = self.clock()
+            if self._down_since is None:
+                self._down_since = now
+                logger.error("%s is unreachable (%s); serving degraded, retrying every %.0f s", self.name, error.__class__.__name__, self.retry_s)
+            self._next_try = now + self.retry_s
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                logger.warning("%s is reachable again after %.1f s", self.name, self.clock() - self._down_since)
+            self._down_since = None
+
+    def call(self, work: Callable[[], T]) -> T:
+        """``work()`` unless the breaker is open (then ``BackendUnavailable`` at once); a failure opens it."""
+        if not self.allows():
+            raise BackendUnavailable(f"{self.name} is unreachable; retrying every {self.retry_s:.0f} s")
+        try:
+            result = work()
+        except REDIS_DOWN as error:
+            self.failed(error)
+            raise BackendUnavailable(f"{self.name} is unreachable ({error.__class__.__name__})") from error
+        self.succeeded()
+        return result
+
+
+class GuardedMemory:
+    """A ``MemoryStore`` whose calls go through ``breaker``."""
+
+    def __init__(self, store: MemoryStore, breaker: Breaker) -> None:
+        self.store = store
+        self.breaker = breaker
+        self.backend = store.backend
+
+    @property
+    def url(self) -> str:
+        return str(getattr(self.store, "url", ""))
+
+    def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
+        self.breaker.call(lambda: self.store.record(query, shown, clicked, timestamp))
+
+    def exposure(self, entity_ids: Sequence[str]) -> list[float]:
+        return self.breaker.call(lambda: self.store.exposure(entity_ids))
+
+    def history(self, query: str, entity_ids: Sequence[str]) -> list[tuple[float, float]]:
+        return self.breaker.call(lambda: self.store.history(query, entity_ids))
+
+    def predict(self, pairs: Iterable[tuple[str, str, float]]) -> int:
+        return self.breaker.call(lambda: self.store.predict(pairs))
+
+    def top(self, query: str, n: int) -> list[EntityStat]:
+        return self.breaker.call(lambda: self.store.top(query, n))
+
+    def count(self, query: str) -> int:
+        return self.breaker.call(lambda: self.store.count(query))
+
+    def forget(self, entity_ids: Sequence[str]) -> None:
+        self.breaker.call(lambda: self.store.forget(entity_ids))
+
+    def ping(self) -> bool:
+        if not self.breaker.allows():
+            return False
+        reachable = self.store.ping()
+        if reachable:
+            self.breaker.succeeded()
+        else:
+            self.breaker.failed(BackendUnavailable("ping failed"))
+        return reachable
+
+    def clear(self) -> None:
+        self.breaker.call(self.store.clear)
+
+
+class FallbackLedger:
+    """``RedisLedger`` shared by every worker, with this process's ``LocalLedger`` beside it."""
+
+    def __init__(self, shared: RedisLedger, local: LocalLedger, breaker: Breaker) -> None:
+        self.shared = shared
+        self.local = local
+        self.breaker = breaker
+
+    def _shared(self, work: Callable[[], T]) -> T | None:
+        try:
+            return self.breaker.call(work)
+        except BackendUnavailable:
+            return None
+
+    def record(self, request_id: str, page: ShownPage) -> None:
+        self.local.record(request_id, page)
+        self._shared(lambda: self.shared.record(request_id, page))
+
+    def page(self, request_id: str) -> ShownPage | None:
+        return self.local.page(request_id) or self._shared(lambda: self.shared.page(request_id))
+
+    def claim(self, request_id: str, key: str, event_id: str, limit: int) -> tuple[Claim, str]:
+        """In Redis, so that every worker agrees; in this process's memory while Redis is down."""
+        shared = self._shared(lambda: self.shared.claim(request_id, key, event_id, limit))
+        if shared is None:
+            return self.local.claim(request_id, key, event_id, limit)
+        if shared[0] is Claim.NEW:
+            self.local.claim(request_id, key, shared[1], limit)  # so a retry during a later outage gets the same id
+        return shared
+
+    def first(self, request_id: str, key: str) -> str | None:
+        return self.local.first(request_id, key) or self._shared(lambda: self.shared.first(request_id, key))
+
+    def release(self, request_id: str, key: str, event_id: str) -> None:
+        self.local.release(request_id, key, event_id)
+        self._shared(lambda: self.shared.release(request_id, key, event_id))
+
+
+class SpoolFull(BackendUnavailable):
+    pass
+
+
+class SpooledSink:
+    """The Redis event stream with a local spool in front of it for outages (see the module docstring)."""
+
+    POSITION_SUFFIX = ".position"
+
+    def __init__(self, stream: RedisEventStream, path: Path, breaker: Breaker, max_bytes: int, deliver_every_s: float = 0.5) -> None:
+        self.stream = stream
+        self.path = Path(path)
+        self.position_path = self.path.with_name(self.path.name + self.POSITION_SUFFIX)
+        self.breaker = breaker
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "ab+")
+        self._seal_torn_tail()
+        self._delivered = self._read_position()
+        self.writable = True
+        self._thread = threading.Thread(target=self._deliver_loop, args=(deliver_every_s,), name="spool-delivery", daemon=True)
+        self._thread.start()
+        if self.pending_bytes():
+            logger.warning("%s holds %d bytes of events not yet in Redis; delivering them first", self.path, self.pending_bytes())
+
+    # -- the request path -------------------------------------------------------------------------
+
+    def append(self, event: Event) -> None:
+        with self._lock:
+            if self.pending_bytes() == 0:
+                try:
+                    self.breaker.call(lambda: self.stream.append(event))
+                    return
+                except (BackendUnavailable, redis.ResponseError) as error:
+                    if isinstance(error, redis.ResponseError):
+                        logger.error("Redis refused an event (%s); spooling", error)
+            self._spool(encode(event))
+
+    def _spool(self, line: str) -> None:
+        data = (line + "\n").encode("utf-8")
+        if self._size() + len(data) > self.max_bytes:
+            raise SpoolFull(
+                f"the event spool {self.path} is full ({self.max_bytes:,} bytes, LTRR_SPOOL_MAX_MB) while Redis is unreachable; "
+                "events cannot be kept, so searches are refused until Redis is back"
+            )
+        try:
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self.writable = True
+        except OSError as error:
+            self.writable = False
+            self._seal_torn_tail()
+            raise BackendUnavailable(f"cannot write the event spool {self.path} ({error.strerror}) while Redis is unreachable") from error
+
+    # -- delivery ---------------------------------------------------------------------------------
+
+    def pending_bytes(self) -> int:
+        return self._size() - self._position()
+
+    def deliver(self, batch: int = 500) -> int:
+        """Send spooled events to Redis in order; returns how many. Stops at the first failure."""
+        delivered = 0
+        while True:
+            with self._lock:
+                start = self._position()
+                self._file.seek(start)
+                lines = []
+                for _ in range(batch):
+                    line = self._file.readline()
+                    if not line.endswith(b"\n"):
+                        break
+                    lines.append(line)
+                if not lines:
+                    if start:  # all delivered, and nothing new can arrive while the lock is held: start over
+                        self._file.truncate(0)
+                        os.fsync(self._file.fileno())
+                        self._write_position(0)
+                    return delivered
+
+            encoded = [line[:-1].decode("utf-8") for line in lines]
+            try:
+                self.breaker.call(functools.partial(self.stream.append_encoded, encoded))
+            except BackendUnavailable:
+                return delivered
+            with self._lock:
+                self._write_position(start + sum(len(line) for line in lines))
+            delivered += len(lines)
+            logger.info("delivered %d spooled events to Redis (%d bytes still spooled)", len(lines), self.pending_bytes())
+
+    def _deliver_loop(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            if self.pending_bytes() and self.breaker.allows():
+                try:
+                    self.deliver()
+                except Exception:
+                    logger.exception("spool delivery failed")
+
+    # -- the file ---------------------------------------------------------------------------------
+
+    def _size(self) -> int:
+        return os.fstat(self._file.fileno()).st_size
+
+    def _position(self) -> int:
+        return min(self._delivered, self._size())
+
+    def _read_position(self) -> int:
+        try:
+            return min(int(self.position_path.read_text() or 0), self._size())
+        except (OSError, ValueError):
+            return 0
+
+    def _write_position(self, offset: int) -> None:
+        staging = self.position_path.with_suffix(".tmp")
+        with open(staging, "w") as handle:
+            handle.write(str(offset))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, self.position_path)
+        self._delivered = offset
+
+    def _seal_torn_tail(self) -> None:
+        """Cut a partial last line (a write that failed or was interrupted was never acknowledged)."""
+        size = self._size()
+        if size == 0:
+            return
+        self._file.seek(max(0, size - 1))
+        if self._file.read(1) == b"\n":
+            return
+        self._file.seek(0)
+        content = self._file.read()
+        keep = content.rfind(b"\n") + 1
+        try:
+            self._file.truncate(keep)
+            os.fsync(self._file.fileno())
+        except OSError:
+            logger.exception("cannot cut the torn end of %s", self.path)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self.pending_bytes() and self.breaker.allows():
+            self.deliver()
+        self._file.close()
+        self.stream.close()
