@@ -25,7 +25,7 @@ system-deps:
 	@command -v chromium >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq chromium; }
 
 demo: install
-	$(VENV)/bin/ltrr serve --build-if-missing
+	$(VENV)/bin/ltrr serve --build-if-missing --with-ingest
 
 test: install system-deps lint
 	$(PY) -m pytest -q

@@ -166,6 +166,9 @@ def serve(
     host: Optional[str] = typer.Option(None, help="Bind address (default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, help="Port, 1-65535 (default 8000)."),
     build_if_missing: bool = typer.Option(False, "--build-if-missing", help="Run `ltrr index` first when the catalog or an index is missing."),
+    with_ingest: bool = typer.Option(
+        False, "--with-ingest", help="Also run `ltrr ingest --follow 2` as a child process (with Redis), so feedback teaches the stack; `make demo` does."
+    ),
     verbose: bool = Verbose,
 ) -> None:
     """Start the search service (POST /search, POST /feedback, GET /healthz, the page at /)."""
@@ -183,7 +186,10 @@ def serve(
         if build_if_missing and not indexes_exist(settings):
             console.print(f"building the demo catalog and indexes under {settings.data_dir} (first run only)")
             build_indexes(settings, progress_factory(settings))
-        application = build_app(settings, opened=open_stack(settings))
+        stack = open_stack(settings)
+        if with_ingest:
+            start_ingest_child(stack)
+        application = build_app(settings, opened=stack)
     server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info" if verbose else "warning"))
 
     def announce() -> None:
@@ -203,6 +209,28 @@ def serve(
         pass
     if not server.started:
         _fail(ConfigError(f"--port / LTRR_PORT: could not serve on {settings.host}:{settings.port} (see the log above)"))
+
+
+def start_ingest_child(stack: Any) -> None:
+    """`ltrr ingest --follow 2` beside the service, stopped before the service closes its Redis."""
+    import subprocess
+
+    if stack.pipeline.memory.backend != "redis":
+        console.print("no Redis: this service learns in-process (--with-ingest is not needed)")
+        return
+    command = [sys.executable, "-m", "services.cli", "ingest", "--follow", "2", "--data-dir", str(stack.settings.data_dir)]
+    child = subprocess.Popen(command)
+    logger.info("started `ltrr ingest --follow 2` (pid %d)", child.pid)
+
+    def stop() -> None:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    stack.on_close.append(stop)
 
 
 def check_write_guard(settings: Settings) -> None:

@@ -51,8 +51,11 @@ class Stack:
     local_redis: LocalRedis | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    on_close: list[Callable[[], None]] = field(default_factory=list)  # run first, while Redis still runs
 
     def close(self) -> None:
+        for close_first in self.on_close:
+            close_first()
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=5)
