@@ -132,7 +132,7 @@ def main() -> None:
         loader = threading.Thread(target=traffic, args=(base, args.rate, stop, counts, 1), daemon=True)
         loader.start()
         client = redis.Redis.from_url(url, decode_responses=True)
-        from services.ingest.stream_ingest import ingest_lag_s
+        from services.eventstream import ingest_lag_s
 
         started = time.monotonic()
         while time.monotonic() - started < args.minutes * 60:

@@ -21,7 +21,7 @@ import numpy as np
 
 from catalog.schema import Entity
 from contracts import ConfigError, Hit, Query
-from retrievers.embedding import Embedder, entity_text, query_vector
+from retrievers.embedding import TextEncoder, entity_text, query_vector
 from retrievers.opensearch import OpenSearchIndex, client_for
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class OpenSearchDenseRetriever:
 
     name = "dense"
 
-    def __init__(self, client_or_url: Any, embedder: Embedder, index: str = "ltrr-vectors",
+    def __init__(self, client_or_url: Any, embedder: TextEncoder, index: str = "ltrr-vectors",
                  ef_search: int = 128, hnsw_m: int = 32, ef_construction: int = 200,
                  timeout: float = 10.0, shards: int = 1, replicas: int = 0) -> None:
         if hnsw_m < 2 or ef_search < 1 or ef_construction < 1:

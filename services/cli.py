@@ -190,7 +190,10 @@ def serve(
         if with_ingest:
             start_ingest_child(stack)
         application = build_app(settings, opened=stack)
-    server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info" if verbose else "warning"))
+    # Keep-alive longer than clients and balancers keep idle connections (often 60 s): a server that closes
+    # first races a request on the same connection, which the client sees as a reset.
+    server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info" if verbose else "warning",
+                                           timeout_keep_alive=75))
 
     def announce() -> None:
         while not server.started and not server.should_exit:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Iterator
 
 import redis
 
 from contracts import BackendUnavailable
 from contracts.events import Event
-from services.eventlog import next_stream_id
+from services.eventlog import next_stream_id, stream_id_key
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class RedisEventStream:
         for line in encoded:
             pipe.xadd(self.stream, {FIELD: line})
         pipe.execute()
+
+    def lag_s(self) -> float:
+        """How far ingest is behind (``ingest_lag_s``)."""
+        return ingest_lag_s(self._client, self.stream, self.group)
 
     def trim(self) -> int:
         """Remove the entries ingest has archived and acknowledged; returns how many. Nothing before ingest
@@ -130,3 +135,19 @@ def stream_info(client: redis.Redis, stream: str = STREAM, group: str = GROUP) -
             info["pending"] = int(entry.get("pending") or 0)
             info["lag"] = int(entry.get("lag") or 0)
     return info
+
+
+def ingest_lag_s(client: redis.Redis, stream: str = STREAM, group: str = GROUP, now: float | None = None) -> float:
+    """Age of the oldest entry the group has not read yet (0 when caught up)."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return 0.0
+    found = [entry for entry in groups if entry["name"] == group]
+    if not found:
+        return 0.0
+    following: Any = client.xrange(stream, min=next_stream_id(str(found[0]["last-delivered-id"])), max="+", count=1)
+    if not following:
+        return 0.0
+    oldest = stream_id_key(following[0][0])[0] / 1000.0
+    return max(0.0, (time.time() if now is None else now) - oldest)

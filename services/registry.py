@@ -37,7 +37,7 @@ from ranker.base import Ranker
 from ranker.fusion import FusionRanker
 from ranker.lambdamart import LambdaMartRanker
 from retrievers.base import Retriever
-from retrievers.embedding import Embedder
+from retrievers.embedding import Embedder, TextEncoder
 from services.model_check import serving_version
 from services.settings import Settings, env_name, fixed_plan
 
@@ -116,6 +116,17 @@ def plans_from(settings: Settings) -> tuple[Plan, ...]:
         if not any(offered.draws_like(plan) for offered in plans):
             plans = (*plans, plan)
     return plans
+
+
+def fallback_strategies(settings: Settings) -> tuple[str, ...]:
+    """LTRR_FALLBACK_STRATEGIES among the configured strategies (the default skips those not configured;
+    a name set on purpose must be one)."""
+    unknown = [name for name in settings.fallback_strategies if name not in settings.strategies]
+    if unknown and "fallback_strategies" in settings.model_fields_set:
+        raise ConfigError(
+            f"LTRR_FALLBACK_STRATEGIES: {unknown[0]!r} is not in LTRR_STRATEGIES ({', '.join(settings.strategies)}); name configured ones, or set it empty"
+        )
+    return tuple(name for name in settings.fallback_strategies if name in settings.strategies)
 
 
 def configured_fixed_plan(settings: Settings) -> Plan:
@@ -217,11 +228,11 @@ class RetrieverParts:
 
     settings: Settings
     memory: MemoryStore
-    embedder: Embedder | None = None
+    embedder: TextEncoder | None = None
     seed: int = 0
     opened: dict[str, Retriever] = field(default_factory=dict)
 
-    def encoder(self) -> Embedder:
+    def encoder(self) -> TextEncoder:
         if self.embedder is None:
             self.embedder = Embedder(threads=self.settings.encoder_threads)
         return self.embedder
@@ -282,7 +293,7 @@ RETRIEVERS: dict[str, Callable[[RetrieverParts], Retriever]] = {
 
 
 def open_retrievers(
-    settings: Settings, memory: MemoryStore, embedder: Embedder | None = None, seed: int | None = None
+    settings: Settings, memory: MemoryStore, embedder: TextEncoder | None = None, seed: int | None = None
 ) -> dict[str, Retriever]:
     """The configured strategies, in ``LTRR_STRATEGIES`` order, built by ``RETRIEVERS``."""
     unknown = [name for name in settings.strategies if name not in RETRIEVERS]

@@ -99,9 +99,10 @@ class Settings(BaseSettings):
         default=15000.0, gt=0.0, description="A search not admitted within this long gets 503 with Retry-After."
     )
     queue_max_waiting: int = Field(default=1000, ge=1, description="Searches allowed to wait for admission; more get 503 at once.")
-    fallback_strategy: str | None = Field(
-        default="lexical",
-        description="Tops up a page the plan's strategies filled with fewer than k results (provenance `fallback`, charged like drawn candidates); unset: no top-up.",
+    fallback_strategies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["lexical", "dense"],
+        description="Top up a page the plan's strategies filled with fewer than k results, from these in order until it has k "
+        "(provenance `fallback`, charged like drawn candidates; dense after lexical, which has no answer for words it does not index); empty: no top-up.",
     )
     bandit_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_explore_halflife: int = Field(
@@ -155,12 +156,12 @@ class Settings(BaseSettings):
     )
     no_progress: bool = Field(default=False, description="Hide progress bars (progress still goes to the log as lines).")
 
-    @field_validator("strategies", "plans", "plan_levels", mode="before")
+    @field_validator("strategies", "plans", "plan_levels", "fallback_strategies", mode="before")
     @classmethod
     def _csv_lists(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("seed", "memory_half_life_s", "memory_retention_s", "memory_max_per_query", "redis_url", "opensearch_url", "api_key", "fallback_strategy", "user_id_salt", "catalog_path", mode="before")
+    @field_validator("seed", "memory_half_life_s", "memory_retention_s", "memory_max_per_query", "redis_url", "opensearch_url", "api_key", "user_id_salt", "catalog_path", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``LTRR_SEED=`` in an env file means unset, as it reads."""

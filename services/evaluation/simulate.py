@@ -30,6 +30,7 @@ from services.ingest.ingestor import join_rounds
 from services.ingest.jobs import ingest_job
 from services.registry import (
     Paths,
+    fallback_strategies,
     load_catalog,
     local_store,
     make_policy,
@@ -114,7 +115,7 @@ def run_one(
         rng=np.random.default_rng(seed),
         hash_user=synthetic_ids,
         attribution_window_s=settings.attribution_window_s,
-        fallback_strategy=settings.fallback_strategy,
+        fallback_strategies=fallback_strategies(settings),
     )
     job = ingest_job(run_settings, pipeline)
     stream = QueryStream(entities, seed)

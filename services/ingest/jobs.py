@@ -16,11 +16,11 @@ from contracts import ConfigError, Context, Decision
 from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
 from ranker.base import Ranker
-from services.eventstream import redis_client
+from services.eventstream import ingest_lag_s, redis_client
 from services.ingest.archive import Archive
 from services.ingest.ingestor import Ingestor, IngestReport
 from services.ingest.lease import Lease
-from services.ingest.stream_ingest import ROWS_KEPT, RetrainWorker, StreamIngestor, ingest_lag_s
+from services.ingest.stream_ingest import ROWS_KEPT, RetrainWorker, StreamIngestor
 from services.redis_local import url_file
 from services.registry import (
     Paths,

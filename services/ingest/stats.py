@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from contracts.artifacts import ModelStore, read_manifest
 from services.eventlog import archive_segments
-from services.eventstream import redis_client, stream_info
+from services.eventstream import ingest_lag_s, redis_client, stream_info
 from services.ingest.jobs import redis_url_for_ingest
-from services.ingest.stream_ingest import ROWS_KEY, STATS_KEY, ingest_lag_s
+from services.ingest.stream_ingest import ROWS_KEY, STATS_KEY
 from services.registry import Paths, reachable_redis_store
 from services.settings import Settings
 

@@ -27,7 +27,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, cast
@@ -42,7 +41,6 @@ from contracts import BadRequest, Context
 from contracts.artifacts import ModelStore
 from contracts.events import FeedbackEvent, ImpressionEvent, event_from_json
 from memory_index.redis_store import Record, RedisMemoryStore
-from services.eventlog import next_stream_id
 from services.eventlog import stream_id_key as _key
 from services.eventstream import FIELD, GROUP, STREAM
 from services.ingest.archive import Archive
@@ -501,19 +499,3 @@ class RetrainWorker:
             return self._process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return None
-
-
-def ingest_lag_s(client: redis.Redis, stream: str = STREAM, group: str = GROUP, now: float | None = None) -> float:
-    """Age of the oldest entry the group has not read yet (0 when caught up)."""
-    try:
-        groups = client.xinfo_groups(stream)
-    except redis.ResponseError:
-        return 0.0
-    found = [entry for entry in groups if entry["name"] == group]
-    if not found:
-        return 0.0
-    following: Any = client.xrange(stream, min=next_stream_id(str(found[0]["last-delivered-id"])), max="+", count=1)
-    if not following:
-        return 0.0
-    oldest = _key(following[0][0])[0] / 1000.0
-    return max(0.0, (time.time() if now is None else now) - oldest)

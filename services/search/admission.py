@@ -85,7 +85,10 @@ class Admission:
 
     def release_threadsafe(self) -> None:
         assert self._loop is not None, "release_threadsafe before acquire"
-        self._loop.call_soon_threadsafe(self.release)
+        try:
+            self._loop.call_soon_threadsafe(self.release)
+        except RuntimeError:  # the loop has closed (the app shut down while a retriever ran on): nobody waits
+            pass
 
     def _retry_after(self) -> int:
         return max(1, round(self.timeout_s / 4))

@@ -18,7 +18,7 @@ import fastapi_offline
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import (
     BaseModel,
@@ -37,6 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from catalog.schema import Entity
 from contracts import BadRequest, LtrrError, NotFound
 from services.search.admission import Admission, Overloaded
+from services.search.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from services.search.metrics import Metrics
 from services.search.pipeline import MAX_K, MAX_QUERY_CHARS, Pipeline, SearchOutcome
 
 logger = logging.getLogger(__name__)
@@ -56,7 +58,10 @@ def _reject_surrogates(value: Any) -> Any:
 class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: StrictStr = Field(description=f"The user's query, 1 to {MAX_QUERY_CHARS} characters.", examples=["sad songs for a rainy day"])
+    query: StrictStr = Field(
+        min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S",
+        description=f"The user's query, 1 to {MAX_QUERY_CHARS} characters, at least one not whitespace.", examples=["sad songs for a rainy day"],
+    )
     user_id: StrictStr | None = Field(None, max_length=256)
     session_id: StrictStr | None = Field(None, max_length=256)
     k: StrictInt = Field(10, ge=1, le=MAX_K, description="How many results to return.")
@@ -116,10 +121,10 @@ class FeedbackBody(BaseModel):
 
     request_id: StrictStr = Field(max_length=128)
     entity_id: StrictStr = Field(max_length=512)
-    event: StrictStr = Field(description="click, favorite or play.")
+    event: Literal["click", "favorite", "play"] = Field(description="What the user did with the result.")
     position: StrictInt | None = Field(None, ge=1, le=MAX_K)
 
-    @field_validator("request_id", "entity_id", "event")
+    @field_validator("request_id", "entity_id")
     @classmethod
     def _valid_unicode(cls, value: Any) -> Any:
         return _reject_surrogates(value)
@@ -143,7 +148,7 @@ class EntityIn(BaseModel):
     genres: list[Annotated[StrictStr, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     moods: list[Annotated[StrictStr, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     description: StrictStr = Field("", max_length=20_000)
-    popularity: float = Field(0.0, ge=0.0, le=1.0)
+    popularity: float = Field(0.0, ge=0.0, le=1.0, strict=True)
     release_date: StrictStr = Field("", max_length=32)
 
     @field_validator("id", "title", "artist", "album", "description", "release_date")
@@ -283,6 +288,31 @@ class WriteKeyGuard:
         await self.app(scope, receive, send)
 
 
+ROUTES = ("/search", "/feedback", "/healthz", "/metrics", "/entities", "/docs", "/openapi.json", "/")
+
+
+class CountResponses:
+    """``ltrr_http_responses_total`` by route (one of ``ROUTES`` or ``other``: bounded) and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        route = next((r for r in ROUTES if path == r or (r == "/entities" and path.startswith("/entities/"))), "other")
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.responses.labels(route, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, counted)
+
+
 class BodyTooLarge(StarletteHTTPException):
     def __init__(self) -> None:
         super().__init__(status_code=413, detail="content too large")
@@ -329,9 +359,13 @@ def create_app(
     health: Callable[[Pipeline], dict[str, Any]],
     api_key: str | None = None,
     limits: Limits = Limits(),
+    metrics: Metrics | None = None,
+    refresh_metrics: Callable[[Metrics], None] | None = None,
 ) -> FastAPI:
-    """``open_pipeline`` is a context-manager factory yielding the ``Pipeline`` (wiring builds it from Settings)."""
+    """``open_pipeline`` is a context-manager factory yielding the ``Pipeline`` (wiring builds it from Settings);
+    ``refresh_metrics`` sets the gauges read at scrape time."""
     admission = Admission(limits.max_concurrent, limits.queue_timeout_s, limits.queue_max_waiting)
+    metrics = metrics or Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -348,6 +382,7 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(CountResponses, metrics=metrics)
     if api_key is not None:
         app.add_middleware(WriteKeyGuard, api_key=api_key)
     app.state.admission = admission
@@ -370,6 +405,7 @@ def create_app(
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        metrics.overloaded.inc()
         detail = [ErrorDetail(field="service", message=f"overloaded: {exc.reason}; retry after {exc.retry_after_s} s")]
         return _error(503, "overloaded", detail, headers={"Retry-After": str(exc.retry_after_s)})
 
@@ -403,7 +439,7 @@ def create_app(
         """Choose a plan, retrieve, rank the union, log the impression. Searches beyond what the process runs at
         once wait in a FIFO queue; one not admitted within LTRR_QUEUE_TIMEOUT_MS gets 503 with Retry-After."""
         pipeline: Pipeline = request.app.state.pipeline
-        await admission.acquire()
+        metrics.stage("queue", await admission.acquire())
         entered = False
 
         def run() -> SearchOutcome:
@@ -459,6 +495,15 @@ def create_app(
         if full:
             report["status"] = "overloaded"
         return JSONResponse(report, status_code=503 if full else 200)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        """Prometheus text format; answered outside admission control."""
+        state = admission.state()
+        metrics.admission_running.set(state.running)
+        metrics.admission_waiting.set(state.waiting)
+        body = await run_in_threadpool(metrics.render, refresh_metrics)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:

@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -84,6 +84,27 @@ class SearchOutcome:
     fallback: tuple[str, ...] = ()  # entities the fallback strategy added because the plan's strategies found fewer than k
 
 
+class Observer(Protocol):
+    """What the pipeline reports for metrics (``services.search.metrics``); the default reports nowhere."""
+
+    def stage(self, name: str, seconds: float) -> None: ...
+
+    def searched(self, plan: str, skipped: Mapping[str, str], fallback: int, empty: bool) -> None: ...
+
+    def feedback(self, event: str) -> None: ...
+
+
+class NoObserver:
+    def stage(self, name: str, seconds: float) -> None:
+        pass
+
+    def searched(self, plan: str, skipped: Mapping[str, str], fallback: int, empty: bool) -> None:
+        pass
+
+    def feedback(self, event: str) -> None:
+        pass
+
+
 def check_query_text(text: str) -> str:
     """The request's ``query``: non-blank, at most MAX_QUERY_CHARS, valid Unicode (no lone surrogates)."""
     if not text.strip():
@@ -122,16 +143,18 @@ class Pipeline:
     catalog_changes: CatalogChanges | None = None
     persist: Callable[[], None] | None = None
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    fallback_strategy: str | None = None
+    fallback_strategies: tuple[str, ...] = ()
     max_concurrent: int = 2  # searches admitted at once (the service's admission control); sizes the retriever pool
+    observer: Observer = field(default_factory=NoObserver)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.fallback_strategy is not None and self.fallback_strategy not in self.retrievers:
+        unknown = [name for name in self.fallback_strategies if name not in self.retrievers]
+        if unknown:
             raise ConfigError.about(
-                "fallback_strategy", f"{self.fallback_strategy!r} is not a configured strategy ({', '.join(sorted(self.retrievers))}); name one, or unset it"
+                "fallback_strategies", f"{unknown[0]!r} is not a configured strategy ({', '.join(sorted(self.retrievers))}); name configured ones, or none"
             )
         # Every admitted search finds a thread for each of its retrievers, so no budget runs out in a queue here.
         workers = max(2, len(self.retrievers)) * max(1, self.max_concurrent)
@@ -155,8 +178,12 @@ class Pipeline:
         """``settled`` is called once when every retriever this search started has finished, also those
         that outlived their budget (admission control holds the search's slot until then)."""
         running: list[Future[list[Hit]]] = []
+        started = time.perf_counter()
         try:
-            return self._search(text, k, user_id, session_id, request_context, timestamp, running)
+            outcome = self._search(text, k, user_id, session_id, request_context, timestamp, running)
+            self.observer.stage("total", time.perf_counter() - started)
+            self.observer.searched(outcome.decision.plan.name, outcome.skipped, len(outcome.fallback), not outcome.results)
+            return outcome
         finally:
             if settled is not None:
                 when_all_done(running, settled)
@@ -185,15 +212,19 @@ class Pipeline:
         except BackendUnavailable:  # the memory index is down: choose as for a query it has not seen
             best, seen = [], 0
         context = context_features(query, seen, request_context, best[0].score if best else None)
+        chose = time.perf_counter()
         with self._policy_lock:
             decision = self.policy.choose(context, self.plans, float(self.rng.random()))
+        self.observer.stage("bandit", time.perf_counter() - chose)
         started = time.monotonic()
         jobs = {name: quota for name, quota in decision.plan.quotas if quota > 0}
         hits_by_strategy, skipped = self._retrieve(query, jobs, self._budget_left(started), running)
         fallback = self._top_up(query, k, hits_by_strategy, started, running)
         candidates = union(hits_by_strategy, lambda ids: self._history(query.normalized, ids))
         ranker = self.ranker
+        ranking = time.perf_counter()
         ranked = ranker.rank(query, candidates, self.facts) if candidates else []
+        self.observer.stage("ranker", time.perf_counter() - ranking)
         page = ranked[:k]
         request_id = new_id()
         # The version that made the decision: a reload or an in-process update may have swapped it since.
@@ -214,7 +245,7 @@ class Pipeline:
     ) -> tuple[dict[str, list[Hit]], dict[str, str]]:
         """Each strategy's hits within ``budget_s``; ``skipped`` says why one has none."""
         skipped = {name: "not configured" for name in jobs if name not in self.retrievers}
-        futures = {self._executor.submit(self.retrievers[name].search, query, quota): name for name, quota in jobs.items() if name in self.retrievers}
+        futures = {self._executor.submit(self._timed_search, name, query, quota): name for name, quota in jobs.items() if name in self.retrievers}
         running.extend(futures)
         done, not_done = wait(futures, timeout=budget_s)
         hits_by_strategy: dict[str, list[Hit]] = {}
@@ -232,6 +263,13 @@ class Pipeline:
             hits_by_strategy[name] = future.result()
         return hits_by_strategy, skipped
 
+    def _timed_search(self, name: str, query: Query, quota: int) -> list[Hit]:
+        started = time.perf_counter()
+        try:
+            return self.retrievers[name].search(query, quota)
+        finally:
+            self.observer.stage(name, time.perf_counter() - started)
+
     def _history(self, query: str, ids: list[str]) -> Sequence[tuple[float, float]]:
         try:
             return self.memory.history(query, ids)
@@ -244,26 +282,29 @@ class Pipeline:
     def _top_up(
         self, query: Query, k: int, hits_by_strategy: dict[str, list[Hit]], started: float, running: list[Future[list[Hit]]]
     ) -> tuple[str, ...]:
-        """When the plan's strategies found fewer than ``k`` entities, add at most ``k - n`` new ones from the
-        fallback strategy (within what is left of the budget); returns their ids. Their hits join the
-        fallback strategy's own, so the ranker sees them as what they are."""
-        name = self.fallback_strategy
+        """When the plan's strategies found fewer than ``k`` entities, add new ones from the fallback
+        strategies, in order, until there are ``k`` (within what is left of the budget); returns their ids.
+        Their hits join each strategy's own, so the ranker sees them as what they are."""
         found = {hit.entity_id for hits in hits_by_strategy.values() for hit in hits}
-        if name is None or len(found) >= k:
-            return ()
-        # At least a quarter of the budget, even after the plan used it all: a page should not be empty.
-        budget_s = max(self._budget_left(started), self.retriever_timeout_s / 4)
-        fetched, _ = self._retrieve(query, {name: k + len(found)}, budget_s, running)
-        added = [hit for hit in fetched.get(name, []) if hit.entity_id not in found][: k - len(found)]
-        if added:
-            hits_by_strategy[name] = [*hits_by_strategy.get(name, []), *added]
-        return tuple(hit.entity_id for hit in added)
+        added: list[str] = []
+        for name in self.fallback_strategies:
+            if len(found) >= k:
+                break
+            # At least a quarter of the budget, even after the plan used it all: a page should not be empty.
+            budget_s = max(self._budget_left(started), self.retriever_timeout_s / 4)
+            fetched, _ = self._retrieve(query, {name: k + len(found)}, budget_s, running)
+            new = [hit for hit in fetched.get(name, []) if hit.entity_id not in found][: k - len(found)]
+            if new:
+                hits_by_strategy[name] = [*hits_by_strategy.get(name, []), *new]
+                found.update(hit.entity_id for hit in new)
+                added.extend(hit.entity_id for hit in new)
+        return tuple(added)
 
     def _result_item(self, scored: Scored, provenance: Mapping[str, Hit], fallback: Sequence[str] = ()) -> ResultItem:
         facts = self.facts.get(scored.entity_id)
         sources = tuple(SourceHit(name, hit.score, hit.rank) for name, hit in sorted(provenance.items()))
-        if scored.entity_id in fallback and self.fallback_strategy is not None:
-            sources = tuple(SourceHit("fallback", s.score, s.rank) if s.strategy == self.fallback_strategy else s for s in sources)
+        if scored.entity_id in fallback:  # found by a fallback strategy alone
+            sources = tuple(SourceHit("fallback", s.score, s.rank) for s in sources)
         return ResultItem(
             entity_id=scored.entity_id,
             type=facts.type if facts else "unknown",
@@ -317,6 +358,7 @@ class Pipeline:
         except BaseException:
             self.ledger.release(request_id, key, event_id)  # not logged, so not acknowledged: a retry may try again
             raise
+        self.observer.feedback(engagement.value)
         return event_id
 
     # -- catalog updates ----------------------------------------------------------------------------

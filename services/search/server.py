@@ -15,9 +15,10 @@ from fastapi import FastAPI
 
 from contracts import LtrrError
 from services.search.api import Limits, create_app
+from services.search.metrics import Metrics
 from services.search.pipeline import Pipeline
 from services.search.reload import reload_models
-from services.search.stack import Stack, concurrent_searches, health, open_stack
+from services.search.stack import Stack, concurrent_searches, health, open_stack, refresh_metrics
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,10 +60,11 @@ def build_app(
     """The app for ``settings``; the stack opens at startup (or is ``opened`` already, so that `ltrr serve`
     reports a configuration error before uvicorn starts) and closes at shutdown."""
     holder: dict[str, Stack] = {}
+    metrics = opened.metrics if opened is not None else Metrics()
 
     @contextlib.contextmanager
     def open_pipeline() -> Iterator[Pipeline]:
-        stack = opened if opened is not None else open_stack(settings, **stack_options)
+        stack = opened if opened is not None else open_stack(settings, metrics=metrics, **stack_options)
         holder["stack"] = stack
         try:
             start_background(stack, learn_in_process)
@@ -77,4 +79,7 @@ def build_app(
         queue_max_waiting=settings.queue_max_waiting,
         max_body_bytes=settings.max_body_bytes,
     )
-    return create_app(open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key, limits=limits)
+    return create_app(
+        open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key, limits=limits, metrics=metrics,
+        refresh_metrics=lambda metrics: refresh_metrics(holder["stack"], metrics),
+    )

@@ -9,11 +9,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from contracts import BackendUnavailable
 from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
 from memory_index.redis_store import RedisMemoryStore
 from retrievers.dense_faiss import FaissDenseRetriever
-from retrievers.embedding import Embedder
+from retrievers.embedding import Embedder, TextEncoder
 from retrievers.understanding import Gazetteer
 from services.eventlog import EventLog, EventSink
 from services.eventstream import RedisEventStream, eviction_warning, redis_client
@@ -21,6 +22,7 @@ from services.randomness import process_randomness
 from services.redis_local import LocalRedis
 from services.registry import (
     Paths,
+    fallback_strategies,
     load_catalog,
     make_policy,
     make_ranker,
@@ -32,6 +34,7 @@ from services.registry import (
 )
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
 from services.search.ledger import LocalLedger, RedisLedger, RequestLedger
+from services.search.metrics import Metrics, TimedEncoder
 from services.search.pipeline import Pipeline
 from services.search.resilience import Breaker, FallbackLedger, GuardedMemory, SpooledSink
 from services.settings import Settings
@@ -48,6 +51,7 @@ class Stack:
     pipeline: Pipeline
     memory_description: str
     models: ModelStore
+    metrics: Metrics
     local_redis: LocalRedis | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -70,6 +74,7 @@ def open_stack(
     embedder: Embedder | None = None,
     memory: MemoryStore | None = None,
     clock: Callable[[], float] | None = None,
+    metrics: Metrics | None = None,
 ) -> Stack:
     """Open indexes, the memory store, models and the event log, and compose the pipeline."""
     paths = Paths(settings.data_dir)
@@ -94,7 +99,11 @@ def open_stack(
         event_log = open_event_sink(settings, memory, paths, breaker)
         ledger = open_ledger(settings, memory, breaker)
         memory = request_path_memory(settings, memory, breaker)
-        retrievers = open_retrievers(settings, memory, embedder, seed=randomness.library_seed)
+        metrics = metrics or Metrics()
+        encoder: TextEncoder | None = embedder
+        if settings.backend == "embedded" and {"dense", "explore"} & set(settings.strategies):
+            encoder = TimedEncoder(embedder or Embedder(threads=settings.encoder_threads), metrics)
+        retrievers = open_retrievers(settings, memory, encoder, seed=randomness.library_seed)
         dense = retrievers.get("dense")
         pipeline = Pipeline(
             retrievers=retrievers,
@@ -114,8 +123,9 @@ def open_stack(
             clock=time.time if clock is None else clock,
             hash_user=UserIdHasher(load_or_create_salt(settings.data_dir, settings.user_id_salt, salt_redis)),
             rng=randomness.generator,
-            fallback_strategy=settings.fallback_strategy,
+            fallback_strategies=fallback_strategies(settings),
             max_concurrent=concurrent_searches(settings),
+            observer=metrics,
         )
     except BaseException:
         if event_log is not None:
@@ -123,7 +133,7 @@ def open_stack(
         if local_redis is not None:
             local_redis.stop()
         raise
-    return Stack(settings, pipeline, description, models, local_redis)
+    return Stack(settings, pipeline, description, models, metrics, local_redis)
 
 
 def concurrent_searches(settings: Settings) -> int:
@@ -188,3 +198,20 @@ def health(stack: Stack) -> dict[str, Any]:
         "learning": "ltrr ingest (Redis)" if redis_backed else "in this process (no Redis)",
         **report,
     }
+
+
+def refresh_metrics(stack: Stack, metrics: Metrics) -> None:
+    """The gauges read at scrape time: dependencies, the spool, ingest's lag, the serving models."""
+    pipeline = stack.pipeline
+    metrics.dependency_up.labels("memory_index").set(1.0 if pipeline.memory.ping() else 0.0)
+    for name, retriever in pipeline.retrievers.items():
+        metrics.dependency_up.labels(name).set(1.0 if retriever.health() == "ok" else 0.0)
+    sink = pipeline.event_log
+    if isinstance(sink, SpooledSink):
+        metrics.spool_bytes.set(sink.pending_bytes())
+        if sink.breaker.allows():
+            try:
+                metrics.ingest_lag.set(sink.breaker.call(sink.stream.lag_s))
+            except BackendUnavailable:
+                pass
+    metrics.set_models({"policy": pipeline.policy.version, "ranker": pipeline.ranker.version})

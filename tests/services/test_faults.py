@@ -10,9 +10,11 @@ import json
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from service_process import LTRR, OwnRedis, Service
 
 from services.eventstream import STREAM
@@ -138,3 +140,26 @@ def test_a_killed_service_delivers_its_spool_after_restart_and_old_requests_stil
     stats = _ingest_stats(service, own_redis.url)
     assert stats["impressions_applied"] == len(acknowledged.searches)
     assert stats["feedback_applied"] == len(acknowledged.feedback)
+
+
+def test_queued_searches_keep_their_full_retriever_budget(data_dir, own_redis):
+    """100 clients at once through one search slot: the later ones wait far longer than the 250 ms retriever
+    budget in the queue, and still no retriever is skipped (the budget starts at admission)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = Service(data_dir, own_redis.url)
+    service.env.update({"LTRR_MAX_CONCURRENT_SEARCHES": "1", "LTRR_RETRIEVER_TIMEOUT_MS": "250"})
+    service.start()
+    try:
+        service.post("/search", {"query": "warm up", "k": 5})
+        with ThreadPoolExecutor(100) as pool:
+            answers = list(pool.map(lambda index: service.post("/search", {"query": f"{QUERIES[index % 7]} {index}", "k": 5}), range(100)))
+        with urllib.request.urlopen(service.base + "/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+    finally:
+        service.stop()
+    assert all(status == 200 for status, _ in answers), [status for status, _ in answers]
+    assert all(body["results"] and body["plan"]["skipped"] == {} for _, body in answers)
+    queue = {sample.labels["le"]: sample.value for family in text_string_to_metric_families(metrics) for sample in family.samples
+             if sample.name == "ltrr_stage_seconds_bucket" and sample.labels["stage"] == "queue"}
+    assert queue["0.25"] < queue["+Inf"], f"some searches waited longer than the retriever budget: {queue}"

@@ -99,10 +99,9 @@ def test_searches_beyond_the_queue_get_503_with_retry_after_and_the_rest_full_pa
     for status, headers, body in statuses:
         if status == 503:
             assert int(headers["retry-after"]) >= 1
-            assert body["error"] == "overloaded" and "LTRR_QUEUE" in body["detail"][0]["message"]
+            assert body["error"] == "overloaded" and ("LTRR_QUEUE_TIMEOUT_MS" in body["detail"][0]["message"] or "LTRR_QUEUE_MAX_WAITING" in body["detail"][0]["message"])
         else:
-            assert body["results"], "an admitted search runs its retrievers in full: never an empty page"
-            assert body["plan"]["skipped"] == {}
+            assert body["results"], "never an empty page"
     assert health["admission"]["running"] == 0 and health["admission"]["waiting"] == 0
 
 
@@ -125,7 +124,7 @@ def test_a_page_the_plan_left_short_is_topped_up_from_the_fallback_and_charged(s
 
 def test_a_large_k_is_filled_beyond_what_the_plan_drew(settings, embedder):
     # dense has an answer for every entity, so it can fill any k (lexical only what matches the words)
-    small_plan = settings.model_copy(update={"policy": "fixed:lexical=5+dense=5", "fallback_strategy": "dense"})
+    small_plan = settings.model_copy(update={"policy": "fixed:lexical=5+dense=5", "fallback_strategies": ["dense"]})
     with TestClient(build_app(small_plan, embedder=embedder), raise_server_exceptions=False) as client:
         body = client.post("/search", json={"query": "love", "k": 60}).json()
     assert len(body["results"]) == 60, body["candidates"]
@@ -133,7 +132,7 @@ def test_a_large_k_is_filled_beyond_what_the_plan_drew(settings, embedder):
 
 
 def test_no_fallback_configured_leaves_the_page_as_the_plan_found_it(settings, embedder):
-    plain = settings.model_copy(update={"policy": "fixed:memory=20", "fallback_strategy": None})
+    plain = settings.model_copy(update={"policy": "fixed:memory=20", "fallback_strategies": []})
     with TestClient(build_app(plain, embedder=embedder), raise_server_exceptions=False) as client:
         body = client.post("/search", json={"query": "sad jazz songs", "k": 10}).json()
     assert body["results"] == [] and body["fallback"] == 0
