@@ -156,7 +156,9 @@ class RedisMemoryStore:
         half_life_s: float | None = None,
         retention_s: float | None = None,
         max_entities_per_query: int | None = None,
+        connect: bool = True,
     ) -> None:
+        """``connect=False`` skips the PING (a service that starts while Redis is down and serves degraded)."""
         check_smoothing(alpha, prior)
         check_half_life(half_life_s)
         if not prefix:
@@ -181,8 +183,9 @@ class RedisMemoryStore:
             raise ConfigError.about(
                 "url", f"not a Redis URL ({error}); use e.g. redis://localhost:6379/0"
             ) from error
-        with self._unavailable_as_error():
-            self._client.ping()
+        if connect:
+            with self._unavailable_as_error():
+                self._client.ping()
         self._record_script = self._client.register_script(_RECORD_LUA)
         self._predict_script = self._client.register_script(_PREDICT_LUA)
 

@@ -171,11 +171,11 @@ def ensure_catalog(settings: Settings) -> list[Entity]:
 # -- memory stores --------------------------------------------------------------------------------
 
 
-def redis_store(settings: Settings, url: str, timeout_s: float = 2.0) -> RedisMemoryStore:
+def redis_store(settings: Settings, url: str, timeout_s: float = 2.0, connect: bool = True) -> RedisMemoryStore:
     with named_settings(half_life_s="memory_half_life_s", url="redis_url", retention_s="memory_retention_s",
                         max_entities_per_query="memory_max_per_query"):
         return RedisMemoryStore(url, half_life_s=settings.memory_half_life_s, retention_s=settings.memory_retention_s,
-                                max_entities_per_query=settings.memory_max_per_query, timeout_seconds=timeout_s)
+                                max_entities_per_query=settings.memory_max_per_query, timeout_seconds=timeout_s, connect=connect)
 
 
 def local_store(settings: Settings) -> LocalMemoryStore:
@@ -191,8 +191,10 @@ def reachable_redis_store(settings: Settings, url: str, source: str, fix: str) -
         if store.ping():
             return store
         problem = "no answer to PING"
-    except BackendUnavailable:
-        problem = "no answer to PING"
+    except BackendUnavailable as error:
+        cause = error.__cause__
+        # redis-py files a refused password under ConnectionError: it is a configuration error, not an outage.
+        problem = f"{cause.__class__.__name__}: {cause}" if isinstance(cause, redis.AuthenticationError) else "no answer to PING"
     except redis.RedisError as error:  # wrong database number, a server that is not Redis, TLS, auth ...
         problem = f"{error.__class__.__name__}: {error}"
     raise ConfigError(f"{source} is set but Redis does not answer there ({problem}); {fix}")
@@ -201,12 +203,23 @@ def reachable_redis_store(settings: Settings, url: str, source: str, fix: str) -
 MEMORY_STORES: dict[str, Callable[..., MemoryStore]] = {"redis": redis_store, "local": local_store}
 
 
-def open_memory(settings: Settings, start_local_redis: Callable[[], str] | None) -> tuple[MemoryStore, str]:
-    """Redis at LTRR_REDIS_URL (unreachable: ConfigError), else a local redis-server (``start_local_redis``
-    returns its URL), else in-process. Returns the store and a sentence describing the choice."""
+def open_memory(
+    settings: Settings, start_local_redis: Callable[[], str] | None, serve_unreachable: bool = False
+) -> tuple[MemoryStore, str]:
+    """Redis at LTRR_REDIS_URL, else a local redis-server (``start_local_redis`` returns its URL), else
+    in-process. Returns the store and a sentence describing the choice. A LTRR_REDIS_URL that does not
+    answer is a ConfigError, unless ``serve_unreachable`` (the service: it starts degraded and keeps trying,
+    rather than crash-looping beside its replicas); one that answers wrongly (not Redis, auth) always is."""
     if settings.redis_url:
         fix = "start Redis, fix the URL, or unset LTRR_REDIS_URL to use a local redis-server"
-        return reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", fix), "redis at LTRR_REDIS_URL"
+        try:
+            return reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", fix), "redis at LTRR_REDIS_URL"
+        except ConfigError as error:
+            if not serve_unreachable or "no answer to PING" not in str(error):
+                raise
+        logger.error("Redis at LTRR_REDIS_URL does not answer: serving degraded (lexical and dense only, events spooled "
+                     "locally) and retrying every second")
+        return redis_store(settings, settings.redis_url, connect=False), "redis at LTRR_REDIS_URL (unreachable at start)"
     if start_local_redis is not None:
         url = start_local_redis()
         logger.info("memory index: local redis-server at %s", url)

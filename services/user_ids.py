@@ -14,13 +14,16 @@ import hmac
 import os
 import secrets
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import redis
 
 from contracts import BackendUnavailable, ConfigError
 
 SALT_FILE = Path("secrets") / "user_id_salt"
+REDIS_SALT_COPY = Path("secrets") / "user_id_salt.redis"  # the shared salt as last read, for a start while Redis is down
 REDIS_KEY = "ltrr:user_id_salt"
 SALT_CHARS = 64
 
@@ -34,18 +37,27 @@ def load_or_create_salt(data_dir: Path, configured: str | None, redis_url: str |
     if configured:
         return configured.encode("utf-8")
     if redis_url:
-        return _redis_salt(redis_url)
+        return _redis_salt(redis_url, Path(data_dir) / REDIS_SALT_COPY)
     return _file_salt(salt_path(data_dir))
 
 
-def _redis_salt(url: str) -> bytes:
+def _redis_salt(url: str, copy: Path) -> bytes:
+    """Redis's salt (created there first), kept in ``copy`` too; ``copy`` when Redis does not answer."""
     client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0, decode_responses=True)
     try:
         client.set(REDIS_KEY, secrets.token_hex(SALT_CHARS // 2), nx=True)
-        salt = client.get(REDIS_KEY)
+        salt = str(client.get(REDIS_KEY))
     except redis.RedisError as error:
-        raise BackendUnavailable(f"cannot read the user-id salt from Redis ({error.__class__.__name__})") from error
-    return str(salt).encode("utf-8")
+        if copy.exists():
+            return copy.read_text().strip().encode("utf-8")
+        raise BackendUnavailable(f"cannot read the user-id salt from Redis ({error.__class__.__name__}) and no copy of it is kept yet") from error
+    if not copy.exists() or copy.read_text().strip() != salt:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        staging = copy.with_suffix(".tmp")
+        staging.write_text(salt + "\n")
+        os.chmod(staging, 0o600)
+        os.replace(staging, copy)
+    return salt.encode("utf-8")
 
 
 def _file_salt(path: Path) -> bytes:
@@ -84,6 +96,26 @@ class UserIdHasher:
         if value is None:
             return None
         return prefix + hmac.new(self._salt, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+class DeferredUserIdHasher:
+    """A ``UserIdHasher`` whose salt is not known yet (Redis holds it and is down, and no copy exists):
+    ids are dropped (``None``) until ``load`` succeeds, tried at most every ``retry_s``; never hashed
+    with a salt other processes do not share."""
+
+    def __init__(self, load: Callable[[], bytes], retry_s: float = 5.0) -> None:
+        self._load = load
+        self._retry_s = retry_s
+        self._next_try = 0.0
+        self._hasher: UserIdHasher | None = None
+
+    def __call__(self, value: str | None, prefix: str = "u_") -> str | None:
+        if self._hasher is None and time.monotonic() >= self._next_try:
+            try:
+                self._hasher = UserIdHasher(self._load())
+            except BackendUnavailable:
+                self._next_try = time.monotonic() + self._retry_s
+        return None if self._hasher is None or value is None else self._hasher(value, prefix)
 
 
 def synthetic_ids(value: str | None, prefix: str = "u_") -> str | None:

@@ -466,7 +466,7 @@ class StreamIngestor:
         for request_id in finished:
             self._open.pop(request_id, None)
         self._learned -= finished
-        if rows and self.retrain is not None:
+        if self.retrain is not None:  # also without new rows: a crash may have come between their commit and this check
             since = int(self.client.hget(STATS_KEY, "rows_since_retrain") or 0)
             if since >= self.min_new_rows:
                 report.ranker = self.retrain()

@@ -113,7 +113,8 @@ class SearchResponse(BaseModel):
     plan: PlanOut
     model_versions: dict[str, str]
     candidates: int = Field(description="Size of the candidate union the ranker ordered.")
-    fallback: int = Field(0, description="Results the fallback strategy added because the plan's strategies found fewer than k.")
+    fallback: int = Field(0, description="Results the fallback strategies added because the plan's strategies found fewer than k.")
+    degraded: list[str] = Field(default_factory=list, description="Dependencies this answer was made without (e.g. memory_index while Redis is down).")
 
 
 class FeedbackBody(BaseModel):
@@ -214,6 +215,7 @@ def search_response(outcome: SearchOutcome) -> SearchResponse:
         model_versions=dict(outcome.model_versions),
         candidates=outcome.candidates,
         fallback=len(outcome.fallback),
+        degraded=list(outcome.degraded),
     )
 
 

@@ -82,6 +82,7 @@ class SearchOutcome:
     model_versions: Mapping[str, str]
     candidates: int
     fallback: tuple[str, ...] = ()  # entities the fallback strategy added because the plan's strategies found fewer than k
+    degraded: tuple[str, ...] = ()  # dependencies this answer was made without
 
 
 class Observer(Protocol):
@@ -146,6 +147,7 @@ class Pipeline:
     fallback_strategies: tuple[str, ...] = ()
     max_concurrent: int = 2  # searches admitted at once (the service's admission control); sizes the retriever pool
     observer: Observer = field(default_factory=NoObserver)
+    degraded: Callable[[], tuple[str, ...]] = tuple  # the dependencies currently down (the stack knows)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor = field(init=False)
@@ -238,7 +240,7 @@ class Pipeline:
         )
         provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
         results = tuple(self._result_item(scored, provenance[scored.entity_id], fallback) for scored in page)
-        return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates), fallback)
+        return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates), fallback, self.degraded())
 
     def _retrieve(
         self, query: Query, jobs: Mapping[str, int], budget_s: float, running: list[Future[list[Hit]]]

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import redis
+
 from contracts import BackendUnavailable
 from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
@@ -38,7 +40,7 @@ from services.search.metrics import Metrics, TimedEncoder
 from services.search.pipeline import Pipeline
 from services.search.resilience import Breaker, FallbackLedger, GuardedMemory, SpooledSink
 from services.settings import Settings
-from services.user_ids import UserIdHasher, load_or_create_salt
+from services.user_ids import DeferredUserIdHasher, UserIdHasher, load_or_create_salt
 
 logger = logging.getLogger(__name__)
 
@@ -86,13 +88,16 @@ def open_stack(
     if memory is None:
         local_redis = LocalRedis(settings.data_dir) if settings.start_local_redis else None
         start = local_redis.start if local_redis is not None and local_redis.available else None
-        memory, description = open_memory(settings, start)
+        memory, description = open_memory(settings, start, serve_unreachable=True)
     else:
         description = f"{memory.backend} store supplied by the caller"
     randomness = process_randomness(settings, "serve")
     event_log: EventSink | None = None
     try:
-        cold_start(memory, entities)
+        try:
+            cold_start(memory, entities)
+        except BackendUnavailable:
+            logger.error("the memory index's cold start is skipped (Redis does not answer); it runs at the next start")
         models = ModelStore(paths.models)
         salt_redis = memory.url if isinstance(memory, RedisMemoryStore) else None
         breaker = Breaker("Redis")
@@ -121,11 +126,12 @@ def open_stack(
             catalog_changes=changes,
             persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
             clock=time.time if clock is None else clock,
-            hash_user=UserIdHasher(load_or_create_salt(settings.data_dir, settings.user_id_salt, salt_redis)),
+            hash_user=user_id_hasher(settings, salt_redis),
             rng=randomness.generator,
             fallback_strategies=fallback_strategies(settings),
             max_concurrent=concurrent_searches(settings),
             observer=metrics,
+            degraded=lambda: ("memory_index", "event_stream") if breaker.down else (),
         )
     except BaseException:
         if event_log is not None:
@@ -134,6 +140,18 @@ def open_stack(
             local_redis.stop()
         raise
     return Stack(settings, pipeline, description, models, metrics, local_redis)
+
+
+def user_id_hasher(settings: Settings, redis_url: str | None) -> Callable[[str | None, str], str | None]:
+    def load() -> bytes:
+        return load_or_create_salt(settings.data_dir, settings.user_id_salt, redis_url)
+
+    try:
+        return UserIdHasher(load())
+    except BackendUnavailable:
+        logger.error("the user-id salt is in Redis, which does not answer, and no copy is kept here: user and session "
+                     "ids are left out of events until Redis answers")
+        return DeferredUserIdHasher(load)
 
 
 def concurrent_searches(settings: Settings) -> int:
@@ -145,7 +163,7 @@ def request_path_memory(settings: Settings, memory: MemoryStore, breaker: Breake
     """For Redis: a client with the short request-path timeout, behind the breaker."""
     if not isinstance(memory, RedisMemoryStore):
         return memory
-    return GuardedMemory(redis_store(settings, memory.url, timeout_s=settings.redis_timeout_ms / 1000.0), breaker)
+    return GuardedMemory(redis_store(settings, memory.url, timeout_s=settings.redis_timeout_ms / 1000.0, connect=False), breaker)
 
 
 def open_event_sink(settings: Settings, memory: MemoryStore, paths: Paths, breaker: Breaker | None = None) -> EventSink:
@@ -153,7 +171,10 @@ def open_event_sink(settings: Settings, memory: MemoryStore, paths: Paths, break
     else the service's own log file."""
     if isinstance(memory, RedisMemoryStore):
         stream = RedisEventStream(memory.url, timeout_s=settings.redis_timeout_ms / 1000.0)
-        warning = eviction_warning(redis_client(memory.url))
+        try:
+            warning = eviction_warning(redis_client(memory.url))
+        except redis.RedisError:
+            warning = None
         if warning:
             logger.warning(warning)
         max_bytes = int(settings.spool_max_mb * (1 << 20))

@@ -105,12 +105,14 @@ def test_search_and_feedback_outlive_a_redis_restart_and_nothing_acknowledged_is
         assert health["spool"]["bytes"] > 0
         assert str(own_redis.port) not in report and "redis://" not in report, "no URL in a response"
         assert all(not body["plan"]["skipped"] or set(body["plan"]["skipped"]) == {"memory"} for body in during)
+        assert all(body["degraded"] == ["memory_index", "event_stream"] for body in during), "each answer says what it lacked"
 
         own_redis.start()
         _wait_for(lambda: json.loads(service.health()[1])["spool"]["bytes"] == 0)
         after = [acknowledged.search(service, index) for index in range(30, 35)]
         acknowledged.click(service, after[0])
         assert json.loads(service.health()[1])["status"] == "ok"
+        assert after[-1]["degraded"] == []
     finally:
         log = service.stop()
     assert "Traceback" not in log, log[-3000:]
@@ -163,3 +165,33 @@ def test_queued_searches_keep_their_full_retriever_budget(data_dir, own_redis):
     queue = {sample.labels["le"]: sample.value for family in text_string_to_metric_families(metrics) for sample in family.samples
              if sample.name == "ltrr_stage_seconds_bucket" and sample.labels["stage"] == "queue"}
     assert queue["0.25"] < queue["+Inf"], f"some searches waited longer than the retriever budget: {queue}"
+
+
+def test_a_service_started_while_redis_is_down_serves_degraded_and_catches_up(data_dir, tmp_path):
+    """No crash loop: it starts, says degraded, answers from lexical and dense, spools, and delivers once
+    Redis answers; the user-id salt then comes from Redis (ids are left out until it is known)."""
+    late_redis = OwnRedis(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    service = Service(data_dir, late_redis.url)
+    service.start()
+    acknowledged = Acknowledged()
+    try:
+        status, report = service.health()
+        health = json.loads(report)
+        assert status == 200 and health["status"] == "degraded"
+        assert health["backends"]["memory_index"]["state"] == "unreachable"
+        for index in range(5):
+            acknowledged.click(service, acknowledged.search(service, index))
+        late_redis.start()
+        _wait_for(lambda: json.loads(service.health()[1])["spool"]["bytes"] == 0)
+        acknowledged.click(service, acknowledged.search(service, 99))
+        assert json.loads(service.health()[1])["status"] == "ok"
+    finally:
+        log = service.stop()
+        late_redis.stop()
+    assert "does not answer: serving degraded" in log
+    late_redis.start()
+    try:
+        _assert_all_arrived(acknowledged, late_redis.url)
+    finally:
+        late_redis.stop()

@@ -112,13 +112,20 @@ def test_replay_recovers_the_value_of_a_fixed_plan_from_uniform_logs(tmp_path, s
     assert result.logged_reward == pytest.approx((shown_plan_0 * 0.96 + (400 - shown_plan_0) * -0.2) / 400)
 
 
-def test_stack_refuses_unreachable_redis_url_with_a_clear_message(settings):
+def test_an_unreachable_redis_url_opens_the_service_degraded_but_stops_other_commands(settings):
     from contracts import ConfigError
+    from services.registry import open_memory
 
     broken = settings.model_copy(update={"redis_url": "redis://:hunter2@127.0.0.1:1/0"})
     with pytest.raises(ConfigError, match=r"^LTRR_REDIS_URL is set but Redis does not answer there \(no answer to PING\)") as error:
-        open_stack(broken)
+        open_memory(broken, None)
     assert "hunter2" not in str(error.value)
+    stack = open_stack(broken)
+    try:
+        assert stack.memory_description == "redis at LTRR_REDIS_URL (unreachable at start)"
+        assert not stack.pipeline.memory.ping()
+    finally:
+        stack.close()
 
 
 def test_configured_reward_weights_reach_replay_and_ingest(tmp_path, settings, redis_url):
