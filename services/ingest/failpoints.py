@@ -7,13 +7,11 @@ acknowledgement)."""
 
 from __future__ import annotations
 
-import os
-import signal
+from services.failpoints import crash_at
 
 VARIABLE = "INGEST_FAILPOINT"
 POINTS = ("after_counters", "after_bandit", "after_rows", "before_ack")
 
 
 def failpoint(name: str) -> None:
-    if os.environ.get(VARIABLE) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    crash_at(VARIABLE, name)

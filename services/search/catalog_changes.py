@@ -1,12 +1,14 @@
 """Entity writes after indexing (``POST /entities``, ``DELETE /entities/{id}``), kept in an append-only
-``<data_dir>/catalog_changes.jsonl`` so that a restarted service sees the same catalog the indexes hold."""
+journal, ``<data_dir>/catalog_changes.jsonl``, so that a restarted service sees the same catalog the
+indexes hold, and finishes a write a crash interrupted."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from catalog.schema import Entity
 from contracts import EntityFacts
@@ -35,9 +37,21 @@ def cold_start(memory: MemoryStore, entities: Iterable[Entity]) -> int:
 
 
 class CatalogChanges:
+    """A write-ahead journal of entity writes: each write is appended and fsynced *before* any index
+    changes, and marked applied (``<journal>.applied`` holds the count of applied lines) once every index
+    has it. A crash in between leaves the journal ahead of the indexes; ``unapplied`` returns those writes
+    so the next start re-applies them (upserts and deletes by id are idempotent): every index ends as
+    after the write, never half way. A torn last line (a crash while appending) was never acknowledged and
+    is cut off."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.applied_path = self.path.with_name(self.path.name + ".applied")
         self._lock = threading.Lock()
+        self._cut_torn_tail()
+        self._lines = self._count_lines()
+        if not self.applied_path.exists():
+            self._write_applied(self._lines)  # a journal from before the marker existed: its writes are in
 
     def record_upsert(self, entities: Sequence[Entity]) -> None:
         self._append({"op": "upsert", "entity": entity.to_json()} for entity in entities)
@@ -45,22 +59,66 @@ class CatalogChanges:
     def record_delete(self, ids: Sequence[str]) -> None:
         self._append({"op": "delete", "id": entity_id} for entity_id in ids)
 
+    def mark_applied(self) -> None:
+        """Every recorded write has reached every index."""
+        with self._lock:
+            self._write_applied(self._lines)
+
+    def unapplied(self) -> list[dict]:
+        """The writes recorded but not yet marked applied, in order."""
+        applied = self._read_applied()
+        return [record for index, record in enumerate(self._records()) if index >= applied]
+
     def _append(self, records: Iterable[dict]) -> None:
-        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in records]
         with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(lines)
+            handle.write("".join(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+            self._lines += len(lines)
+
+    def _records(self) -> Iterator[dict]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
 
     def apply(self, entities: list[Entity]) -> list[Entity]:
         """``entities`` with every recorded change applied, in order."""
-        if not self.path.exists():
-            return entities
         by_id = {entity.id: entity for entity in entities}
-        with open(self.path, encoding="utf-8") as handle:
-            for line in handle:
-                record = json.loads(line)
-                if record["op"] == "upsert":
-                    entity = Entity.from_json(record["entity"])
-                    by_id[entity.id] = entity
-                else:
-                    by_id.pop(record["id"], None)
+        for record in self._records():
+            if record["op"] == "upsert":
+                entity = Entity.from_json(record["entity"])
+                by_id[entity.id] = entity
+            else:
+                by_id.pop(record["id"], None)
         return list(by_id.values())
+
+    def _count_lines(self) -> int:
+        return sum(1 for _ in self._records())
+
+    def _read_applied(self) -> int:
+        try:
+            return int(self.applied_path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _write_applied(self, count: int) -> None:
+        staging = self.applied_path.with_suffix(".tmp")
+        with open(staging, "w") as handle:
+            handle.write(f"{count}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, self.applied_path)
+
+    def _cut_torn_tail(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        content = self.path.read_bytes()
+        if content.endswith(b"\n"):
+            return
+        with open(self.path, "r+b") as handle:
+            handle.truncate(content.rfind(b"\n") + 1)
+            handle.flush()
+            os.fsync(handle.fileno())

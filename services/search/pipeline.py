@@ -6,6 +6,7 @@ is what the service does.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -45,6 +46,7 @@ from ranker.base import Ranker
 from retrievers.base import Retriever
 from retrievers.understanding import Gazetteer, build_query
 from services.eventlog import EventSink, new_id
+from services.failpoints import SERVE_VARIABLE, crash_at
 from services.search.catalog_changes import CatalogChanges, cold_start, entity_facts
 from services.search.ledger import Claim, LocalLedger, RequestLedger, ShownPage
 
@@ -368,29 +370,58 @@ class Pipeline:
     def upsert(self, entities: Sequence[Entity]) -> None:
         """Add or replace entities in every strategy; searchable when this returns. One writer at a time."""
         with self._write_lock:
-            for retriever in self.retrievers.values():
+            if self.catalog_changes is not None:
+                self.catalog_changes.record_upsert(entities)  # ahead of the indexes: a crash is finished at restart
+            crash_at(SERVE_VARIABLE, "catalog_journaled")
+            for index, retriever in enumerate(self.retrievers.values()):
                 retriever.upsert(entities)
+                if index == 0:
+                    crash_at(SERVE_VARIABLE, "catalog_one_index")
             for entity in entities:
                 self.facts[entity.id] = entity_facts(entity)
             self.gazetteer.add(entities)
-            cold_start(self.memory, entities)
-            if self.catalog_changes is not None:
-                self.catalog_changes.record_upsert(entities)
+            try:
+                cold_start(self.memory, entities)
+            except BackendUnavailable:
+                logger.warning("predicted memory-index pairs for %d new entities skipped: Redis does not answer", len(entities))
             if self.persist is not None:
                 self.persist()
+            if self.catalog_changes is not None:
+                self.catalog_changes.mark_applied()
+
+    def finish_interrupted_writes(self) -> int:
+        """Apply to every index the journaled writes a crash left unapplied (the catalog already has them);
+        returns how many."""
+        if self.catalog_changes is None:
+            return 0
+        pending = self.catalog_changes.unapplied()
+        with self._write_lock:
+            for op, batch in itertools.groupby(pending, key=lambda record: record["op"]):
+                records = list(batch)
+                for retriever in self.retrievers.values():
+                    if op == "upsert":
+                        retriever.upsert([Entity.from_json(record["entity"]) for record in records])
+                    else:
+                        retriever.delete([record["id"] for record in records])
+            if pending and self.persist is not None:
+                self.persist()
+            self.catalog_changes.mark_applied()
+        return len(pending)
 
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Remove entities from every strategy; returns the ids that were known."""
         with self._write_lock:
             known = [entity_id for entity_id in ids if entity_id in self.facts]
+            if self.catalog_changes is not None:
+                self.catalog_changes.record_delete(known)
             for retriever in self.retrievers.values():
                 retriever.delete(ids)
             for entity_id in ids:
                 self.facts.pop(entity_id, None)
-            if self.catalog_changes is not None:
-                self.catalog_changes.record_delete(known)
             if self.persist is not None:
                 self.persist()
+            if self.catalog_changes is not None:
+                self.catalog_changes.mark_applied()
             return known
 
     # -- model hand-off (ingest is the single writer) -----------------------------------------------

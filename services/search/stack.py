@@ -133,6 +133,9 @@ def open_stack(
             observer=metrics,
             degraded=lambda: ("memory_index", "event_stream") if breaker.down else (),
         )
+        finished = pipeline.finish_interrupted_writes()
+        if finished:
+            logger.warning("finished %d entity writes a crash had interrupted (from %s)", finished, changes.path)
     except BaseException:
         if event_log is not None:
             event_log.close()

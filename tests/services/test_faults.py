@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service_process import LTRR, OwnRedis, Service
 
 from services.eventstream import STREAM
+from services.failpoints import SERVE_POINTS, SERVE_VARIABLE
 
 QUERIES = ("jazz", "calm piano", "rock anthems", "sad songs", "night drive", "summer hits", "blues guitar")
 
@@ -195,3 +197,42 @@ def test_a_service_started_while_redis_is_down_serves_degraded_and_catches_up(da
         _assert_all_arrived(acknowledged, late_redis.url)
     finally:
         late_redis.stop()
+
+
+NEW_ENTITIES = [
+    {"id": f"track:crash-{index}", "type": "track", "title": f"Quorble Zyxwv Anthem {index}", "artist": "Fennimore Quillsby",
+     "description": f"An unusual anthem number {index} by Fennimore Quillsby.", "popularity": 0.3}
+    for index in range(12)
+]
+
+
+@pytest.mark.parametrize("point", SERVE_POINTS)
+def test_a_crash_mid_entity_write_leaves_every_index_as_after_the_write(point, data_dir, own_redis):
+    """SIGKILL inside `POST /entities` (after the journal, or after the first index): the restarted service
+    finishes the write, so every strategy finds every entity and DELETE removes one everywhere."""
+    service = Service(data_dir, own_redis.url)
+    service.env.update({"LTRR_API_KEY": "k", SERVE_VARIABLE: point})
+    service.start()
+    request = urllib.request.Request(service.base + "/entities", data=json.dumps({"entities": NEW_ENTITIES}).encode(),
+                                     headers={"content-type": "application/json", "x-api-key": "k"})
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(request, timeout=60)
+    assert service.process.wait(timeout=30) == -signal.SIGKILL
+    del service.env[SERVE_VARIABLE]
+    service.start()
+    try:
+        entities_before = json.loads(service.health()[1])["entities"]
+        for entity in NEW_ENTITIES[:3]:
+            status, body = service.post("/search", {"query": entity["title"], "k": 5})
+            assert status == 200
+            found = {source["strategy"] for item in body["results"] if item["id"] == entity["id"] for source in item["sources"]}
+            assert {"lexical", "dense"} <= found, (entity["id"], body["results"][:2])
+        deleted = urllib.request.Request(service.base + "/entities/" + NEW_ENTITIES[0]["id"], method="DELETE", headers={"x-api-key": "k"})
+        with urllib.request.urlopen(deleted, timeout=30) as response:
+            assert response.status == 200
+        status, body = service.post("/search", {"query": NEW_ENTITIES[0]["title"], "k": 5})
+        assert NEW_ENTITIES[0]["id"] not in [item["id"] for item in body["results"]]
+        assert json.loads(service.health()[1])["entities"] == entities_before - 1
+    finally:
+        service.stop()
+    assert entities_before == 400 + len(NEW_ENTITIES)
