@@ -8,6 +8,8 @@ know instead of guessing.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from contracts import BadRequest, ConfigError
+from contracts import BackendUnavailable, BadRequest, ConfigError
 from contracts.events import Event, event_from_json
 
 logger = logging.getLogger(__name__)
@@ -71,13 +73,22 @@ class EventLog:
         line = json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
         with self._lock:
             # One write of the whole line: O_APPEND keeps lines from several writers whole. A short write
-            # (a full disk) is finished or fails loudly, never left torn for the next event to glue onto.
-            written = self._file.write(line) or 0
-            while written < len(line):
-                more = self._file.write(line[written:])
-                if not more:
-                    raise OSError(f"event log {self.path}: could not write a whole line (disk full?)")
-                written += more
+            # (a full disk) is finished, or cut off again and refused (503: the search is not answered),
+            # never left torn for the next event to glue onto.
+            start = os.fstat(self._file.fileno()).st_size
+            try:
+                written = self._file.write(line) or 0
+                while written < len(line):
+                    more = self._file.write(line[written:])
+                    if not more:
+                        raise OSError(errno.ENOSPC, "could not write a whole line")
+                    written += more
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._file.fileno(), start)
+                raise BackendUnavailable(
+                    f"cannot write the event log {self.path} ({error.strerror or error}); free disk space there"
+                ) from error
 
     def close(self) -> None:
         with self._lock:

@@ -159,6 +159,19 @@ def test_a_torn_last_line_is_closed_before_the_next_event(settings, embedder):
     assert lines[0] == b'{"kind":"impression","request_id":"torn' and json.loads(lines[1])["kind"] == "impression"
 
 
+def test_a_full_disk_answers_503_not_a_search_whose_impression_is_lost(settings, embedder):
+    settings = settings.model_copy(update={"redis_url": None})
+    log = settings.data_dir / "events" / "events.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
+    with TestClient(build_app(settings, embedder=embedder), raise_server_exceptions=False) as client:
+        response = client.post("/search", json={"query": "jazz", "k": 3})
+    assert response.status_code == 503, response.text
+    detail = response.json()["detail"][0]
+    assert detail["field"] == "service" and "free disk space" in detail["message"]
+    assert "Traceback" not in response.text
+
+
 def test_impressions_log_candidates_down_to_fifty_below_the_page(settings, embedder):
     wide = settings.model_copy(update={"policy": "fixed:dense=100+lexical=100"})
     with TestClient(build_app(wide, embedder=embedder)) as client:
