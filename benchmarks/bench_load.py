@@ -126,7 +126,8 @@ def main() -> None:
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(1)
+                pass
+            time.sleep(1)
         else:
             sys.exit(f"error: ltrr serve did not start; see {logs / 'serve.out'}")
         ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=open(logs / "ingest.out", "w"), stderr=subprocess.STDOUT)

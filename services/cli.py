@@ -222,7 +222,7 @@ def start_ingest_child(stack: Any) -> None:
         console.print("no Redis: this service learns in-process (--with-ingest is not needed)")
         return
     command = [sys.executable, "-m", "services.cli", "ingest", "--follow", "2", "--data-dir", str(stack.settings.data_dir)]
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent)
     logger.info("started `ltrr ingest --follow 2` (pid %d)", child.pid)
 
     def stop() -> None:
@@ -234,6 +234,15 @@ def start_ingest_child(stack: Any) -> None:
                 child.kill()
 
     stack.on_close.append(stop)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL (Linux), so no ingest outlives
+    its service holding the lease."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def check_write_guard(settings: Settings) -> None:

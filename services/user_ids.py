@@ -14,6 +14,7 @@ import hmac
 import os
 import secrets
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,18 +33,18 @@ def salt_path(data_dir: Path) -> Path:
     return Path(data_dir) / SALT_FILE
 
 
-def load_or_create_salt(data_dir: Path, configured: str | None, redis_url: str | None = None) -> bytes:
+def load_or_create_salt(data_dir: Path, configured: str | None, redis_url: str | None = None, timeout_s: float = 2.0) -> bytes:
     """The configured salt, else Redis's (when ``redis_url``), else the data directory's; created on first use."""
     if configured:
         return configured.encode("utf-8")
     if redis_url:
-        return _redis_salt(redis_url, Path(data_dir) / REDIS_SALT_COPY)
+        return _redis_salt(redis_url, Path(data_dir) / REDIS_SALT_COPY, timeout_s)
     return _file_salt(salt_path(data_dir))
 
 
-def _redis_salt(url: str, copy: Path) -> bytes:
+def _redis_salt(url: str, copy: Path, timeout_s: float = 2.0) -> bytes:
     """Redis's salt (created there first), kept in ``copy`` too; ``copy`` when Redis does not answer."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0, decode_responses=True)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True)
     try:
         client.set(REDIS_KEY, secrets.token_hex(SALT_CHARS // 2), nx=True)
         salt = str(client.get(REDIS_KEY))
@@ -108,14 +109,20 @@ class DeferredUserIdHasher:
         self._retry_s = retry_s
         self._next_try = 0.0
         self._hasher: UserIdHasher | None = None
+        self._loading = threading.Lock()  # one caller tries the load; the others go on without ids meanwhile
 
     def __call__(self, value: str | None, prefix: str = "u_") -> str | None:
-        if self._hasher is None and time.monotonic() >= self._next_try:
+        if value is None:
+            return None
+        if self._hasher is None and time.monotonic() >= self._next_try and self._loading.acquire(blocking=False):
             try:
+                self._next_try = time.monotonic() + self._retry_s
                 self._hasher = UserIdHasher(self._load())
             except BackendUnavailable:
-                self._next_try = time.monotonic() + self._retry_s
-        return None if self._hasher is None or value is None else self._hasher(value, prefix)
+                pass
+            finally:
+                self._loading.release()
+        return None if self._hasher is None else self._hasher(value, prefix)
 
 
 def synthetic_ids(value: str | None, prefix: str = "u_") -> str | None:

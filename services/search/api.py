@@ -496,7 +496,7 @@ def create_app(
         report["admission"] = {"limit": state.limit, "running": state.running, "waiting": state.waiting, "refused": state.refused}
         if full:
             report["status"] = "overloaded"
-        return JSONResponse(report, status_code=503 if full else 200)
+        return JSONResponse(report, status_code=503 if report["status"] in ("overloaded", "unavailable") else 200)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:

@@ -161,7 +161,7 @@ class Pipeline:
                 "fallback_strategies", f"{unknown[0]!r} is not a configured strategy ({', '.join(sorted(self.retrievers))}); name configured ones, or none"
             )
         # Every admitted search finds a thread for each of its retrievers, so no budget runs out in a queue here.
-        workers = max(2, len(self.retrievers)) * max(1, self.max_concurrent)
+        workers = (max(2, len(self.retrievers)) + len(self.fallback_strategies)) * max(1, self.max_concurrent)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retriever")
 
     def close(self) -> None:
@@ -223,7 +223,7 @@ class Pipeline:
         started = time.monotonic()
         jobs = {name: quota for name, quota in decision.plan.quotas if quota > 0}
         hits_by_strategy, skipped = self._retrieve(query, jobs, self._budget_left(started), running)
-        fallback = self._top_up(query, k, hits_by_strategy, started, running)
+        fallback = self._top_up(query, k, hits_by_strategy, started, running, skipped)
         candidates = union(hits_by_strategy, lambda ids: self._history(query.normalized, ids))
         ranker = self.ranker
         ranking = time.perf_counter()
@@ -284,7 +284,13 @@ class Pipeline:
         return max(0.0, self.retriever_timeout_s - (time.monotonic() - started))
 
     def _top_up(
-        self, query: Query, k: int, hits_by_strategy: dict[str, list[Hit]], started: float, running: list[Future[list[Hit]]]
+        self,
+        query: Query,
+        k: int,
+        hits_by_strategy: dict[str, list[Hit]],
+        started: float,
+        running: list[Future[list[Hit]]],
+        skipped: dict[str, str],
     ) -> tuple[str, ...]:
         """When the plan's strategies found fewer than ``k`` entities, add new ones from the fallback
         strategies, in order, until there are ``k`` (within what is left of the budget); returns their ids.
@@ -296,7 +302,9 @@ class Pipeline:
                 break
             # At least a quarter of the budget, even after the plan used it all: a page should not be empty.
             budget_s = max(self._budget_left(started), self.retriever_timeout_s / 4)
-            fetched, _ = self._retrieve(query, {name: k + len(found)}, budget_s, running)
+            fetched, failed = self._retrieve(query, {name: k + len(found)}, budget_s, running)
+            for strategy, reason in failed.items():
+                skipped.setdefault(f"fallback:{strategy}", reason)
             new = [hit for hit in fetched.get(name, []) if hit.entity_id not in found][: k - len(found)]
             if new:
                 hits_by_strategy[name] = [*hits_by_strategy.get(name, []), *new]

@@ -15,6 +15,7 @@ too, and an event spool that keeps every acknowledged event on disk until Redis 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -148,13 +149,22 @@ class FallbackLedger:
         self._shared(lambda: self.shared.record(request_id, page))
 
     def page(self, request_id: str) -> ShownPage | None:
-        return self.local.page(request_id) or self._shared(lambda: self.shared.page(request_id))
+        """This process's memory first; Redis for pages other processes served. With Redis down, a page this
+        process does not know may still exist: ``BackendUnavailable`` (503, retry), never "unknown" (404)."""
+        found = self.local.page(request_id)
+        if found is not None:
+            return found
+        return self.breaker.call(lambda: self.shared.page(request_id))
 
     def claim(self, request_id: str, key: str, event_id: str, limit: int) -> tuple[Claim, str]:
-        """In Redis, so that every worker agrees; in this process's memory while Redis is down."""
-        shared = self._shared(lambda: self.shared.claim(request_id, key, event_id, limit))
+        """In Redis, so that every worker agrees; in this process's memory while Redis is down. A claim made
+        here during an outage keeps its event id when Redis is back (a retry is a repeat, not a new event)."""
+        earlier = self.local.first(request_id, key)
+        shared = self._shared(lambda: self.shared.claim(request_id, key, earlier or event_id, limit))
         if shared is None:
             return self.local.claim(request_id, key, event_id, limit)
+        if earlier is not None:
+            return Claim.REPEAT, earlier
         if shared[0] is Claim.NEW:
             self.local.claim(request_id, key, shared[1], limit)  # so a retry during a later outage gets the same id
         return shared
@@ -172,7 +182,11 @@ class SpoolFull(BackendUnavailable):
 
 
 class SpooledSink:
-    """The Redis event stream with a local spool in front of it for outages (see the module docstring)."""
+    """The Redis event stream with a local spool in front of it for outages (see the module docstring).
+
+    The spool is written with plain ``os.write`` (no buffer that could hold a failed write), fsynced before
+    ``append`` returns; a failed write is cut off again. ``<spool>.position`` (fsynced, its directory too)
+    says how much of the spool Redis already has."""
 
     POSITION_SUFFIX = ".position"
 
@@ -185,10 +199,12 @@ class SpooledSink:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab+")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self._seal_torn_tail()
-        self._delivered = self._read_position()
+        self._delivered = 0
+        self._write_position(min(self._read_position(), self._size()))  # a clamped position is saved at once
         self.writable = True
+        self._refused_logged = False
         self._thread = threading.Thread(target=self._deliver_loop, args=(deliver_every_s,), name="spool-delivery", daemon=True)
         self._thread.start()
         if self.pending_bytes():
@@ -207,23 +223,30 @@ class SpooledSink:
                         logger.error("Redis refused an event (%s); spooling", error)
             self._spool(encode(event))
 
+    @property
+    def full(self) -> bool:
+        """No room for another event (or the spool cannot be written) while events wait for Redis."""
+        return not self.writable or self._size() >= self.max_bytes * 0.99
+
     def _spool(self, line: str) -> None:
         data = (line + "\n").encode("utf-8")
-        if self._size() + len(data) > self.max_bytes:
+        size = self._size()
+        if size + len(data) > self.max_bytes:
             raise SpoolFull(
                 f"the event spool {self.path} is full ({self.max_bytes:,} bytes, LTRR_SPOOL_MAX_MB) while Redis is unreachable; "
                 "events cannot be kept, so searches are refused until Redis is back"
             )
         try:
-            self._file.seek(0, os.SEEK_END)
-            self._file.write(data)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self.writable = True
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
         except OSError as error:
             self.writable = False
-            self._seal_torn_tail()
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
             raise BackendUnavailable(f"cannot write the event spool {self.path} ({error.strerror}) while Redis is unreachable") from error
+        self.writable = True
 
     # -- delivery ---------------------------------------------------------------------------------
 
@@ -233,32 +256,37 @@ class SpooledSink:
     def deliver(self, batch: int = 500) -> int:
         """Send spooled events to Redis in order; returns how many. Stops at the first failure."""
         delivered = 0
-        while True:
+        while not self._stop.is_set():
             with self._lock:
                 start = self._position()
-                self._file.seek(start)
-                lines = []
-                for _ in range(batch):
-                    line = self._file.readline()
-                    if not line.endswith(b"\n"):
-                        break
-                    lines.append(line)
+                chunk = os.pread(self._fd, 1 << 20, start)
+                if b"\n" not in chunk:  # one event longer than the read
+                    chunk = os.pread(self._fd, self._size() - start, start)
+                lines = chunk.split(b"\n")[:-1][:batch]  # whole lines only
                 if not lines:
-                    if start:  # all delivered, and nothing new can arrive while the lock is held: start over
-                        self._file.truncate(0)
-                        os.fsync(self._file.fileno())
-                        self._write_position(0)
+                    if start and start == self._size():  # all delivered; nothing new can arrive while the lock is held
+                        self._write_position(0)  # first: a crash before the truncate only re-delivers
+                        os.ftruncate(self._fd, 0)
+                        os.fsync(self._fd)
                     return delivered
-
-            encoded = [line[:-1].decode("utf-8") for line in lines]
+            encoded = [line.decode("utf-8") for line in lines]
             try:
                 self.breaker.call(functools.partial(self.stream.append_encoded, encoded))
             except BackendUnavailable:
                 return delivered
+            except redis.RedisError as error:  # Redis answers but refuses (out of memory, read-only replica)
+                self.breaker.failed(error)
+                if not self._refused_logged:
+                    logger.error("Redis refuses the spooled events (%s); retrying every %.0f s", error, self.breaker.retry_s)
+                    self._refused_logged = True
+                return delivered
+            self._refused_logged = False
             with self._lock:
-                self._write_position(start + sum(len(line) for line in lines))
+                self._write_position(start + sum(len(line) + 1 for line in lines))
+            self.writable = True
             delivered += len(lines)
             logger.info("delivered %d spooled events to Redis (%d bytes still spooled)", len(lines), self.pending_bytes())
+        return delivered
 
     def _deliver_loop(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
@@ -271,14 +299,14 @@ class SpooledSink:
     # -- the file ---------------------------------------------------------------------------------
 
     def _size(self) -> int:
-        return os.fstat(self._file.fileno()).st_size
+        return os.fstat(self._fd).st_size
 
     def _position(self) -> int:
         return min(self._delivered, self._size())
 
     def _read_position(self) -> int:
         try:
-            return min(int(self.position_path.read_text() or 0), self._size())
+            return int(self.position_path.read_text() or 0)
         except (OSError, ValueError):
             return 0
 
@@ -289,29 +317,32 @@ class SpooledSink:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(staging, self.position_path)
+        directory = os.open(self.position_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
         self._delivered = offset
 
     def _seal_torn_tail(self) -> None:
         """Cut a partial last line (a write that failed or was interrupted was never acknowledged)."""
         size = self._size()
-        if size == 0:
+        if size == 0 or os.pread(self._fd, 1, size - 1) == b"\n":
             return
-        self._file.seek(max(0, size - 1))
-        if self._file.read(1) == b"\n":
-            return
-        self._file.seek(0)
-        content = self._file.read()
-        keep = content.rfind(b"\n") + 1
+        content = os.pread(self._fd, size, 0)
         try:
-            self._file.truncate(keep)
-            os.fsync(self._file.fileno())
+            os.ftruncate(self._fd, content.rfind(b"\n") + 1)
+            os.fsync(self._fd)
         except OSError:
             logger.exception("cannot cut the torn end of %s", self.path)
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
-        if self.pending_bytes() and self.breaker.allows():
-            self.deliver()
-        self._file.close()
-        self.stream.close()
+        self._thread.join(timeout=30)
+        try:
+            if not self._thread.is_alive() and self.pending_bytes() and self.breaker.allows():
+                self._stop.clear()
+                self.deliver()
+        finally:
+            os.close(self._fd)
+            self.stream.close()

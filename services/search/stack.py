@@ -146,11 +146,11 @@ def open_stack(
 
 
 def user_id_hasher(settings: Settings, redis_url: str | None) -> Callable[[str | None, str], str | None]:
-    def load() -> bytes:
-        return load_or_create_salt(settings.data_dir, settings.user_id_salt, redis_url)
+    def load() -> bytes:  # on the request path once Redis is down: the short timeout
+        return load_or_create_salt(settings.data_dir, settings.user_id_salt, redis_url, timeout_s=settings.redis_timeout_ms / 1000.0)
 
     try:
-        return UserIdHasher(load())
+        return UserIdHasher(load_or_create_salt(settings.data_dir, settings.user_id_salt, redis_url))
     except BackendUnavailable:
         logger.error("the user-id salt is in Redis, which does not answer, and no copy is kept here: user and session "
                      "ids are left out of events until Redis answers")
@@ -158,8 +158,9 @@ def user_id_hasher(settings: Settings, redis_url: str | None) -> Callable[[str |
 
 
 def concurrent_searches(settings: Settings) -> int:
-    """LTRR_MAX_CONCURRENT_SEARCHES, or one search per core (each search's retrievers run in parallel)."""
-    return settings.max_concurrent_searches or os.cpu_count() or 1
+    """LTRR_MAX_CONCURRENT_SEARCHES, or one search per core this process may use (each search's retrievers
+    run in parallel)."""
+    return settings.max_concurrent_searches or len(os.sched_getaffinity(0)) or 1
 
 
 def request_path_memory(settings: Settings, memory: MemoryStore, breaker: Breaker) -> MemoryStore:
@@ -210,12 +211,14 @@ def health(stack: Stack) -> dict[str, Any]:
     degraded = not memory_ok or any(state != "ok" for name, state in backends.items() if name != "memory_index")
     report: dict[str, Any] = {}
     sink = pipeline.event_log
+    unavailable = False
     if isinstance(sink, SpooledSink):
         pending = sink.pending_bytes()
         report["spool"] = {"bytes": pending, "writable": sink.writable, "max_bytes": sink.max_bytes}
         degraded = degraded or pending > 0 or not sink.writable
+        unavailable = sink.breaker.down and sink.full  # events could be kept nowhere: every search gets 503
     return {
-        "status": "degraded" if degraded else "ok",
+        "status": "unavailable" if unavailable else "degraded" if degraded else "ok",
         "backends": backends,
         "models": {"policy": pipeline.policy.version, "ranker": pipeline.ranker.version},
         "entities": len(pipeline.facts),

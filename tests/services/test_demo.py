@@ -15,11 +15,12 @@ def test_serve_with_ingest_applies_clicks_and_stops_its_child(data_dir, redis_ur
     service.env.update({"LTRR_ATTRIBUTION_WINDOW_S": "1", "LTRR_INGEST_LATENESS_S": "0"})
     service.process = None
     command = [LTRR, "serve", "--with-ingest"]
-    service.process = subprocess.Popen(command, env=service.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    service.log = open(service.log_path, "a")
+    service.process = subprocess.Popen(command, env=service.env, stdout=subprocess.DEVNULL, stderr=service.log, text=True)
     try:
         deadline = time.monotonic() + 180
         while not _up(service):
-            assert service.process.poll() is None, service.process.communicate()[1][-3000:]
+            assert service.process.poll() is None, service.log_path.read_text()[-3000:]
             assert time.monotonic() < deadline
             time.sleep(0.2)
         status, body = service.post("/search", {"query": "jazz", "k": 5})

@@ -171,7 +171,7 @@ def test_queued_searches_keep_their_full_retriever_budget(data_dir, own_redis):
 
 def test_a_service_started_while_redis_is_down_serves_degraded_and_catches_up(data_dir, tmp_path):
     """No crash loop: it starts, says degraded, answers from lexical and dense, spools, and delivers once
-    Redis answers; the user-id salt then comes from Redis (ids are left out until it is known)."""
+    Redis answers. The user-id salt lives in Redis: ids are left out of events until it is known."""
     late_redis = OwnRedis(tmp_path / "redis")
     (tmp_path / "redis").mkdir()
     service = Service(data_dir, late_redis.url)
@@ -184,6 +184,8 @@ def test_a_service_started_while_redis_is_down_serves_degraded_and_catches_up(da
         assert health["backends"]["memory_index"]["state"] == "unreachable"
         for index in range(5):
             acknowledged.click(service, acknowledged.search(service, index))
+        status, alice = service.post("/search", {"query": "jazz", "k": 3, "user_id": "alice"})
+        assert status == 200
         late_redis.start()
         _wait_for(lambda: json.loads(service.health()[1])["spool"]["bytes"] == 0)
         acknowledged.click(service, acknowledged.search(service, 99))
@@ -195,6 +197,8 @@ def test_a_service_started_while_redis_is_down_serves_degraded_and_catches_up(da
     late_redis.start()
     try:
         _assert_all_arrived(acknowledged, late_redis.url)
+        logged = [event for event in _stream_events(late_redis.url) if event.get("request_id") == alice["request_id"]]
+        assert logged and logged[0]["query"]["user_id"] is None, "no raw id, and no id hashed with a salt other processes lack"
     finally:
         late_redis.stop()
 
@@ -236,3 +240,27 @@ def test_a_crash_mid_entity_write_leaves_every_index_as_after_the_write(point, d
     finally:
         service.stop()
     assert entities_before == 400 + len(NEW_ENTITIES)
+
+
+def test_with_redis_down_and_the_spool_disk_full_searches_get_503_and_health_says_so(data_dir, own_redis, embedder):
+    from fastapi.testclient import TestClient
+
+    from services.app import build_app
+    from services.settings import Settings
+
+    spool = data_dir / "spool" / "events-0.jsonl"
+    spool.parent.mkdir(parents=True)
+    spool.symlink_to("/dev/full")  # every write fails with ENOSPC
+    settings = Settings(data_dir=data_dir, redis_url=own_redis.url, reload_interval_s=0, start_local_redis=False)
+    with TestClient(build_app(settings, embedder=embedder), raise_server_exceptions=False) as client:
+        assert client.post("/search", json={"query": "jazz", "k": 3}).status_code == 200
+        own_redis.kill()
+        refused = client.post("/search", json={"query": "jazz", "k": 3})
+        assert refused.status_code == 503, refused.text
+        assert "event spool" in refused.json()["detail"][0]["message"]
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        own_redis.start()
+        time.sleep(1.1)  # the breaker's retry interval
+        assert client.post("/search", json={"query": "jazz", "k": 3}).status_code == 200, "Redis back: events go there again"
+        assert client.get("/healthz").status_code == 200

@@ -62,17 +62,20 @@ class Service:
                          "LTRR_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "LTRR_RELOAD_INTERVAL_S": "0",
                          "LTRR_POLICY": "fixed:lexical=20+dense=20+memory=20"})
         self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"serve-{self.port}.log"
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([LTRR, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # The log goes to a file, not a pipe nobody reads while the service runs (a full pipe would block it).
+        self.log = open(self.log_path, "a")
+        self.process = subprocess.Popen([LTRR, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
         deadline = time.monotonic() + 180
         while True:
             try:
                 urllib.request.urlopen(self.base + "/healthz", timeout=2)
                 return
             except (urllib.error.URLError, ConnectionError):
-                assert self.process.poll() is None, self.process.communicate()[1][-3000:]
+                assert self.process.poll() is None, self.log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline, "the service did not start"
                 time.sleep(0.2)
 
@@ -95,7 +98,8 @@ class Service:
         assert self.process is not None
         self.process.send_signal(sig)
         try:
-            return self.process.communicate(timeout=60)[1]
+            self.process.wait(timeout=60)
+            return self.log_path.read_text()
         finally:
             if self.process.poll() is None:
                 self.process.kill()

@@ -132,7 +132,9 @@ def test_a_large_k_is_filled_beyond_what_the_plan_drew(settings, embedder):
     with TestClient(build_app(small_plan, embedder=embedder), raise_server_exceptions=False) as client:
         body = client.post("/search", json={"query": "love", "k": 60}).json()
     assert len(body["results"]) == 60, body["candidates"]
-    assert body["fallback"] == 60 - (body["candidates"] - body["fallback"])
+    drawn = body["candidates"] - body["fallback"]
+    assert drawn < 60 and body["fallback"] == 60 - drawn > 0, "the plan drew at most 10: the rest came from the fallback"
+    assert sum(any(s["strategy"] == "fallback" for s in item["sources"]) for item in body["results"]) == body["fallback"]
 
 
 def test_no_fallback_configured_leaves_the_page_as_the_plan_found_it(settings, embedder):

@@ -27,7 +27,7 @@ def test_search_returns_ranked_results_with_provenance_and_plan(client, small_ca
     assert len(body["plan"]["distribution"]) == 26
     for item in body["results"]:
         assert item["sources"], "every result names the strategies that found it"
-        assert {s["strategy"] for s in item["sources"]} <= {"lexical", "dense", "memory"}
+        assert {s["strategy"] for s in item["sources"]} <= {"lexical", "dense", "memory", "fallback"}
     scores = [item["score"] for item in body["results"]]
     assert scores == sorted(scores, reverse=True)
     assert set(body["model_versions"]) == {"policy", "ranker"}
