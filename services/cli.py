@@ -169,27 +169,44 @@ def serve(
     with_ingest: bool = typer.Option(
         False, "--with-ingest", help="Also run `ltrr ingest --follow 2` as a child process (with Redis), so feedback teaches the stack; `make demo` does."
     ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Worker processes on this port (default 1; more need Redis, and entity writes need one)."
+    ),
+    worker_process: bool = typer.Option(False, "--worker-process", hidden=True),
     verbose: bool = Verbose,
 ) -> None:
-    """Start the search service (POST /search, POST /feedback, GET /healthz, the page at /)."""
+    """Start the search service (POST /search, POST /feedback, GET /healthz, GET /metrics, the page at /)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
     from services.app import build_app
     from services.search.indexing import build_indexes, indexes_exist
     from services.search.stack import open_stack
+    from services.workers import listening_socket, supervise
 
     with _errors_as_one_line():
-        settings = _settings(data_dir, host=host, port=port)
+        settings = _settings(data_dir, host=host, port=port, workers=workers)
         check_write_guard(settings)
-        _check_port_is_free(settings.host, settings.port)
-        if build_if_missing and not indexes_exist(settings):
-            console.print(f"building the demo catalog and indexes under {settings.data_dir} (first run only)")
-            build_indexes(settings, progress_factory(settings))
+        if not worker_process:
+            _check_port_is_free(settings.host, settings.port)
+            if build_if_missing and not indexes_exist(settings):
+                console.print(f"building the demo catalog and indexes under {settings.data_dir} (first run only)")
+                build_indexes(settings, progress_factory(settings))
+        if settings.workers > 1 and not worker_process:
+
+            def worker_command(index: int) -> list[str]:
+                command = [sys.executable, "-m", "services.cli", "serve", "--worker-process", "--data-dir", str(settings.data_dir),
+                           "--host", settings.host, "--port", str(settings.port)]
+                return [*command, "--verbose"] if verbose else command
+
+            console.print(f"ltrr serving at http://{settings.host}:{settings.port} with {settings.workers} workers  (API docs at /docs)")
+            raise typer.Exit(supervise(settings, worker_command, with_ingest, _die_with_parent))
         stack = open_stack(settings)
         if with_ingest:
             start_ingest_child(stack)
         application = build_app(settings, opened=stack)
+        # A worker listens only once it can answer: connections the kernel hands it earlier would wait.
+        sockets = [listening_socket(settings.host, settings.port)] if worker_process else None
     # Keep-alive longer than clients and balancers keep idle connections (often 60 s): a server that closes
     # first races a request on the same connection, which the client sees as a reset.
     server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info" if verbose else "warning",
@@ -198,7 +215,7 @@ def serve(
     def announce() -> None:
         while not server.started and not server.should_exit:
             time.sleep(0.05)
-        if server.started:
+        if server.started and not worker_process:
             console.print(f"ltrr serving at http://{settings.host}:{settings.port}  (API docs at /docs)")
 
     threading.Thread(target=announce, name="announce", daemon=True).start()
@@ -207,7 +224,7 @@ def serve(
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     signal.signal(signal.SIGINT, lambda signum, frame: None)
     try:
-        server.run()
+        server.run(sockets=sockets)
     except SystemExit:  # uvicorn exits 3 when it cannot bind or start; say it in our one line instead
         pass
     if not server.started:

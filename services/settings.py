@@ -113,7 +113,12 @@ class Settings(BaseSettings):
         default=None,
         ge=0, description="Seed of this process's random draws (plans, explore); unset: OS entropy, logged at start. 0 counts as set."
     )
-    worker_id: int = Field(default=0, ge=0, description="This worker's or replica's id: with LTRR_SEED set, each id draws its own stream.")
+    worker_id: int = Field(
+        default=0, ge=0, description="This worker's or replica's id: with LTRR_SEED set, each id draws its own stream; each has its own event spool."
+    )
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Worker processes `ltrr serve` runs on one port (they need Redis; entity writes need one worker)."
+    )
     policy: str = Field(default="vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
 
     ranker: Literal["lambdamart", "fusion"] = Field(

@@ -78,6 +78,10 @@ def build_app(
         queue_timeout_s=settings.queue_timeout_ms / 1000.0,
         queue_max_waiting=settings.queue_max_waiting,
         max_body_bytes=settings.max_body_bytes,
+        entity_writes_refused=(
+            f"this service runs {settings.workers} worker processes, and each holds its own copy of the indexes; "
+            "send entity writes to an `ltrr serve` with one worker (and an LTRR_WORKER_ID of its own) on the same data directory, then restart the workers"
+        ) if settings.workers > 1 else None,
     )
     return create_app(
         open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key, limits=limits, metrics=metrics,

@@ -222,6 +222,7 @@ def health(stack: Stack) -> dict[str, Any]:
         "backends": backends,
         "models": {"policy": pipeline.policy.version, "ranker": pipeline.ranker.version},
         "entities": len(pipeline.facts),
+        "worker": stack.settings.worker_id,
         "learning": "ltrr ingest (Redis)" if redis_backed else "in this process (no Redis)",
         **report,
     }

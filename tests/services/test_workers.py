@@ -1,0 +1,74 @@
+"""`ltrr serve --workers 2`: two processes on one port, sharing Redis; feedback to either counts; a killed
+worker comes back; entity writes are refused with the reason; without Redis the command refuses to start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from service_process import LTRR, Service
+
+
+def _worker_ids(service: Service, attempts: int = 60) -> set[int]:
+    seen = set()
+    for _ in range(attempts):
+        with urllib.request.urlopen(service.base + "/healthz", timeout=10) as response:  # a new connection each time
+            seen.add(json.loads(response.read())["worker"])
+    return seen
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
+def test_two_workers_share_one_port_and_redis(data_dir, redis_url):
+    service = Service(data_dir, redis_url)
+    service.env.update({"LTRR_WORKERS": "2", "LTRR_API_KEY": "k"})
+    service.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(seen := _worker_ids(service, 10)) < 2:
+            assert time.monotonic() < deadline, f"only workers {seen} answered"
+        for index in range(10):  # search and feedback on separate connections: either worker may take either
+            status, body = service.post("/search", {"query": f"jazz {index}", "k": 3})
+            assert status == 200 and body["results"]
+            status, answer = service.post("/feedback", {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"})
+            assert status == 200, answer
+        request = urllib.request.Request(service.base + "/entities", data=json.dumps({"entities": [{"id": "x", "type": "track", "title": "x"}]}).encode(),
+                                         headers={"content-type": "application/json", "x-api-key": "k"})
+        try:
+            urllib.request.urlopen(request, timeout=30)
+            raise AssertionError("an entity write was taken by one of several workers")
+        except urllib.error.HTTPError as error:
+            assert error.code == 409 and "one worker" in json.loads(error.read())["detail"][0]["message"]
+
+        workers = _children(service.process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while True:
+            replacement = [pid for pid in _children(service.process.pid) if pid not in workers]
+            if replacement and _worker_ids(service, 20) == {0, 1}:
+                break
+            assert time.monotonic() < deadline, "the killed worker was not started again"
+            time.sleep(0.5)
+    finally:
+        log = service.stop()
+    assert service.process.returncode == 0, log[-3000:]
+    for pid in workers[1:] + replacement:
+        assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0, "every worker stopped with the service"
+
+
+def test_several_workers_without_redis_are_refused_in_one_line(data_dir, tmp_path):
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
+    env.update({"LTRR_START_LOCAL_REDIS": "false", "HF_HUB_OFFLINE": "1"})
+    completed = subprocess.run([LTRR, "serve", "--workers", "2", "--data-dir", str(data_dir), "--port", "18997"],
+                               env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2, completed.stderr
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--workers" in errors[0] and "Redis" in errors[0], completed.stderr
