@@ -95,6 +95,12 @@ async def one_run(base: str, clients: int, seconds: float, seed: int) -> dict:
     }
 
 
+def serve_rss_mb(pid: int) -> float:
+    """The service's resident memory: the process, plus its workers when it supervises some."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return rss_mb(pid) + sum(rss_mb(int(child)) for child in children)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=200)
@@ -102,6 +108,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=Path("results/load_data"), help="Demo catalog and indexes (built if missing).")
     parser.add_argument("--demo-size", type=int, default=20000, help="Entities in the demo catalog built when missing.")
+    parser.add_argument("--workers", type=int, default=1, help="`ltrr serve --workers` (service processes on the port).")
     parser.add_argument("--out", type=Path, default=Path("results/bench_load.json"))
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
@@ -112,7 +119,7 @@ def main() -> None:
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
     env.update({"LTRR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "LTRR_DATA_DIR": str(args.data_dir), "LTRR_PORT": str(port),
-                "LTRR_NO_PROGRESS": "1", "LTRR_DEMO_SIZE": str(args.demo_size), "HF_HUB_OFFLINE": "1"})
+                "LTRR_NO_PROGRESS": "1", "LTRR_DEMO_SIZE": str(args.demo_size), "HF_HUB_OFFLINE": "1", "LTRR_WORKERS": str(args.workers)})
     logs = scratch / "logs"
     logs.mkdir()
     serve = ingest = None
@@ -135,7 +142,7 @@ def main() -> None:
             console.print(f"run {number}/{args.runs}: {args.clients} clients for {args.seconds:.0f} s")
             result = asyncio.run(one_run(base, args.clients, args.seconds, seed=number))
             time.sleep(5)  # let the service settle before its memory is read
-            result["serve_rss_mb"] = rss_mb(serve.pid)
+            result["serve_rss_mb"] = serve_rss_mb(serve.pid)
             result["ingest_rss_mb"] = rss_mb(ingest.pid)
             runs.append(result)
             console.print(json.dumps({k: v for k, v in result.items() if k not in ("search_status", "feedback_status")}))
@@ -155,12 +162,12 @@ def main() -> None:
         "no_empty_200_page": all(run["empty_pages"] == 0 for run in runs),
         "memory_within_10_percent": abs(memory_growth) <= 0.10,
     }
-    report = {"clients": args.clients, "seconds": args.seconds, "runs": runs, "serve_memory_growth": memory_growth, "checks": checks,
+    report = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers, "runs": runs, "serve_memory_growth": memory_growth, "checks": checks,
               "passed": all(checks.values()), "command": "python " + " ".join(sys.argv), "cpu_count": os.cpu_count(),
               "note": "clients, service, ingest and Redis share the machine's cores"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    table = Table(title=f"load: {args.clients} clients x {args.seconds:.0f} s, {args.runs} runs, ingest running")
+    table = Table(title=f"load: {args.clients} clients x {args.seconds:.0f} s, {args.runs} runs, {args.workers} worker(s), ingest running")
     for column in ("run", "searches", "200/s", "503", "other 5xx", "empty 200", "p50 ms", "p99 ms", "serve RSS MB"):
         table.add_column(column, justify="right")
     for index, run in enumerate(runs, 1):
