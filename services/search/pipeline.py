@@ -241,7 +241,8 @@ class Pipeline:
             )
         )
         provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
-        results = tuple(self._result_item(scored, provenance[scored.entity_id], fallback) for scored in page)
+        added = set(fallback)
+        results = tuple(self._result_item(scored, provenance[scored.entity_id], added) for scored in page)
         return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates), fallback, self.degraded())
 
     def _retrieve(
@@ -312,7 +313,7 @@ class Pipeline:
                 added.extend(hit.entity_id for hit in new)
         return tuple(added)
 
-    def _result_item(self, scored: Scored, provenance: Mapping[str, Hit], fallback: Sequence[str] = ()) -> ResultItem:
+    def _result_item(self, scored: Scored, provenance: Mapping[str, Hit], fallback: set[str] | frozenset[str] = frozenset()) -> ResultItem:
         facts = self.facts.get(scored.entity_id)
         sources = tuple(SourceHit(name, hit.score, hit.rank) for name, hit in sorted(provenance.items()))
         if scored.entity_id in fallback:  # found by a fallback strategy alone

@@ -162,6 +162,8 @@ class FallbackLedger:
         earlier = self.local.first(request_id, key)
         shared = self._shared(lambda: self.shared.claim(request_id, key, earlier or event_id, limit))
         if shared is None:
+            if self.local.page(request_id) is None:  # another process's page, and Redis just went down
+                raise BackendUnavailable("the request ledger's Redis does not answer; retry the feedback later")
             return self.local.claim(request_id, key, event_id, limit)
         if earlier is not None:
             return Claim.REPEAT, earlier
