@@ -60,7 +60,9 @@ def supervise(settings: Settings, worker_command: Callable[[int], list[str]], wi
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
     def start(index: int) -> subprocess.Popen[bytes]:
-        worker_environment = {**environment, "LTRR_WORKER_ID": str(index)}
+        # This service's LTRR_WORKER_ID numbers the replica; its workers take the next N ids, so no two
+        # processes of a deployment share a random stream or a spool.
+        worker_environment = {**environment, "LTRR_WORKER_ID": str(settings.worker_id * settings.workers + index)}
         return subprocess.Popen(worker_command(index), env=worker_environment, preexec_fn=die_with_parent)
 
     workers = {index: start(index) for index in range(settings.workers)}
