@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Callable
+
+from prometheus_client.multiprocess import mark_process_dead
 
 from contracts import ConfigError
 from services.redis_local import LocalRedis
@@ -54,7 +58,9 @@ def redis_for_workers(settings: Settings) -> tuple[str, LocalRedis | None]:
 def supervise(settings: Settings, worker_command: Callable[[int], list[str]], with_ingest: bool, die_with_parent: Callable[[], None]) -> int:
     """Run ``settings.workers`` workers (``worker_command(i)`` each) until SIGTERM/SIGINT; returns the exit code."""
     url, local = redis_for_workers(settings)
-    environment = {**os.environ, "LTRR_REDIS_URL": url, "LTRR_WORKERS": str(settings.workers), "LTRR_DATA_DIR": str(settings.data_dir)}
+    metrics_directory = tempfile.mkdtemp(prefix="ltrr-metrics-")  # prometheus-client's multiprocess files
+    environment = {**os.environ, "LTRR_REDIS_URL": url, "LTRR_WORKERS": str(settings.workers), "LTRR_DATA_DIR": str(settings.data_dir),
+                   "PROMETHEUS_MULTIPROC_DIR": metrics_directory}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
@@ -77,6 +83,7 @@ def supervise(settings: Settings, worker_command: Callable[[int], list[str]], wi
             for index, process in list(workers.items()):
                 if process.poll() is not None:
                     logger.error("worker %d (pid %d) exited with %s; starting it again", index, process.pid, process.returncode)
+                    mark_process_dead(process.pid, metrics_directory)
                     time.sleep(RESTART_DELAY_S)
                     workers[index] = start(index)
     finally:
@@ -90,4 +97,5 @@ def supervise(settings: Settings, worker_command: Callable[[int], list[str]], wi
                 process.kill()
         if local is not None:
             local.stop()
+        shutil.rmtree(metrics_directory, ignore_errors=True)
     return 0

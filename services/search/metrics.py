@@ -2,22 +2,26 @@
 
 Labels are bounded: stages and strategies come from the configuration, plans from the plan list, events
 from ``Engagement``, routes from the API's own paths, statuses from HTTP. No query text, no user id.
-Each process has its own registry (a test can open several apps in one process).
+Each process has its own registry (a test can open several apps in one process); with several workers,
+prometheus-client's multiprocess mode combines them, so a scrape of any worker reports the service.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: N811
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from retrievers.embedding import TextEncoder
 
 __all__ = ["CONTENT_TYPE", "Metrics", "TimedEncoder"]
 
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
 
 
@@ -36,12 +40,14 @@ class Metrics:
         self.feedback_events = Counter("ltrr_feedback_total", "Feedback accepted, by event.", ["event"], registry=r)
         self.responses = Counter("ltrr_http_responses_total", "Responses by route and status.", ["route", "status"], registry=r)
         self.overloaded = Counter("ltrr_overloaded_total", "Searches refused by admission control (503).", registry=r)
-        self.spool_bytes = Gauge("ltrr_spool_bytes", "Bytes of events spooled locally, waiting for Redis.", registry=r)
-        self.dependency_up = Gauge("ltrr_dependency_up", "1 when a dependency answers, 0 when the service runs without it.", ["dependency"], registry=r)
-        self.ingest_lag = Gauge("ltrr_ingest_lag_seconds", "Age of the oldest event ingest has not read (Redis only).", registry=r)
-        self.admission_running = Gauge("ltrr_admission_running", "Searches running now.", registry=r)
-        self.admission_waiting = Gauge("ltrr_admission_waiting", "Searches waiting for admission now.", registry=r)
-        self.policy_version = Gauge("ltrr_model_info", "The serving model versions (value 1).", ["kind", "version"], registry=r)
+        self.spool_bytes = Gauge("ltrr_spool_bytes", "Bytes of events spooled locally, waiting for Redis.", registry=r, multiprocess_mode="livesum")
+        self.dependency_up = Gauge(
+            "ltrr_dependency_up", "1 when a dependency answers, 0 when the service runs without it.", ["dependency"], registry=r, multiprocess_mode="livemin"
+        )
+        self.ingest_lag = Gauge("ltrr_ingest_lag_seconds", "Age of the oldest event ingest has not read (Redis only).", registry=r, multiprocess_mode="livemax")
+        self.admission_running = Gauge("ltrr_admission_running", "Searches running now.", registry=r, multiprocess_mode="livesum")
+        self.admission_waiting = Gauge("ltrr_admission_waiting", "Searches waiting for admission now.", registry=r, multiprocess_mode="livesum")
+        self.policy_version = Gauge("ltrr_model_info", "The serving model versions (value 1).", ["kind", "version"], registry=r, multiprocess_mode="livemax")
 
     # -- the pipeline's Observer ------------------------------------------------------------------
 
@@ -63,9 +69,16 @@ class Metrics:
     # -- at scrape time ---------------------------------------------------------------------------
 
     def render(self, refresh: Callable[[Metrics], None] | None = None) -> bytes:
+        """This process's figures; with several workers (PROMETHEUS_MULTIPROC_DIR, set by ``ltrr serve
+        --workers``) every live worker's, summed (counters, histograms) or combined as each gauge says."""
         if refresh is not None:
             refresh(self)
-        return generate_latest(self.registry)
+        directory = os.environ.get(MULTIPROCESS_DIRECTORY)
+        if not directory:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=directory)
+        return generate_latest(combined)
 
     def set_models(self, versions: Mapping[str, str]) -> None:
         self.policy_version.clear()

@@ -42,9 +42,15 @@ def _every(stack: Stack, seconds: float, name: str, work) -> threading.Thread:
 InProcessLearning = Callable[[Stack], Callable[[], object]]
 
 
+METRICS_REFRESH_S = 5.0
+
+
 def start_background(stack: Stack, learn_in_process: InProcessLearning | None = None) -> None:
     """Without Redis the memory index lives here, so ``learn_in_process(stack)`` (the composition root's
-    in-process ingest) runs every LTRR_INGEST_INTERVAL_S; with Redis, published models are reloaded."""
+    in-process ingest) runs every LTRR_INGEST_INTERVAL_S; with Redis, published models are reloaded. With
+    several workers, each refreshes its gauges every few seconds (a scrape reaches one of them)."""
+    if stack.settings.workers > 1:
+        stack.threads.append(_every(stack, METRICS_REFRESH_S, "metrics-refresh", lambda: refresh_metrics(stack, stack.metrics)))
     if stack.pipeline.memory.backend == "local":
         if learn_in_process is None:
             logger.warning("no Redis and no in-process learning: this service will not learn from its feedback")

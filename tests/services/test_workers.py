@@ -47,6 +47,12 @@ def test_two_workers_share_one_port_and_redis(data_dir, redis_url):
         except urllib.error.HTTPError as error:
             assert error.code == 409 and "one worker" in json.loads(error.read())["detail"][0]["message"]
 
+        with urllib.request.urlopen(service.base + "/metrics", timeout=10) as response:  # whichever worker answers
+            metrics = response.read().decode()
+        totals = [line for line in metrics.splitlines() if line.startswith('ltrr_stage_seconds_count{stage="total"}')]
+        assert totals and float(totals[0].rsplit(" ", 1)[1]) == 10, "the scrape sums both workers' searches"
+        assert 'ltrr_feedback_total{event="click"} 10.0' in metrics
+
         workers = _children(service.process.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
