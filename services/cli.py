@@ -199,7 +199,7 @@ def serve(
                            "--host", settings.host, "--port", str(settings.port)]
                 return [*command, "--verbose"] if verbose else command
 
-            console.print(f"ltrr serving at http://{settings.host}:{settings.port} with {settings.workers} workers  (API docs at /docs)")
+            console.print(f"ltrr starting {settings.workers} workers at http://{settings.host}:{settings.port}  (each answers once loaded)")
             raise typer.Exit(supervise(settings, worker_command, with_ingest, _die_with_parent))
         stack = open_stack(settings)
         if with_ingest:

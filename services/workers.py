@@ -28,6 +28,7 @@ from services.settings import Settings
 logger = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
+CONFIG_ERROR_EXIT = 2  # what `ltrr` exits with on a configuration error
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -82,6 +83,9 @@ def supervise(settings: Settings, worker_command: Callable[[int], list[str]], wi
         while not stop.wait(0.5):
             for index, process in list(workers.items()):
                 if process.poll() is not None:
+                    if process.returncode == CONFIG_ERROR_EXIT:  # it said why in one line; starting it again would say it again
+                        logger.error("worker %d stopped on a configuration error (above); stopping the service", index)
+                        return CONFIG_ERROR_EXIT
                     logger.error("worker %d (pid %d) exited with %s; starting it again", index, process.pid, process.returncode)
                     mark_process_dead(process.pid, metrics_directory)
                     time.sleep(RESTART_DELAY_S)

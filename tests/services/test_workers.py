@@ -78,3 +78,13 @@ def test_several_workers_without_redis_are_refused_in_one_line(data_dir, tmp_pat
     assert completed.returncode == 2, completed.stderr
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "--workers" in errors[0] and "Redis" in errors[0], completed.stderr
+
+
+def test_workers_stopping_on_a_configuration_error_stop_the_service(data_dir, redis_url):
+    """A worker that exits on a configuration error is not started again and again: the service stops, exit 2."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
+    env.update({"LTRR_REDIS_URL": redis_url, "LTRR_FALLBACK_STRATEGIES": "nonsense", "HF_HUB_OFFLINE": "1", "LTRR_NO_PROGRESS": "1"})
+    completed = subprocess.run([LTRR, "serve", "--workers", "2", "--data-dir", str(data_dir), "--port", "18996"],
+                               env=env, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert "LTRR_FALLBACK_STRATEGIES" in completed.stderr and "Traceback" not in completed.stderr
