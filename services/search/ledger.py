@@ -97,6 +97,11 @@ class LocalLedger:
         with self._lock:
             return self._claims.get(request_id, {}).get(key)
 
+    def claims_of(self, request_id: str) -> dict[str, str]:
+        """The feedback keys accepted for ``request_id`` and their event ids."""
+        with self._lock:
+            return dict(self._claims.get(request_id, {}))
+
     def release(self, request_id: str, key: str, event_id: str) -> None:
         with self._lock:
             claims = self._claims.get(request_id, {})

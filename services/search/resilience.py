@@ -15,6 +15,7 @@ too, and an event spool that keeps every acknowledged event on disk until Redis 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -131,12 +132,56 @@ class GuardedMemory:
 
 
 class FallbackLedger:
-    """``RedisLedger`` shared by every worker, with this process's ``LocalLedger`` beside it."""
+    """``RedisLedger`` shared by every worker, with this process's ``LocalLedger`` beside it. Pages recorded
+    while Redis was down, with the feedback accepted for them, are copied to Redis once it answers (by a
+    thread, off the request path), so other processes and a restart know them too."""
+
+    COPY_EVERY_S = 1.0
 
     def __init__(self, shared: RedisLedger, local: LocalLedger, breaker: Breaker) -> None:
         self.shared = shared
         self.local = local
         self.breaker = breaker
+        self._unsynced: collections.OrderedDict[str, ShownPage] = collections.OrderedDict()
+        self._unsynced_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._copier = threading.Thread(target=self._copy_loop, name="ledger-copy", daemon=True)
+        self._copier.start()
+
+    def _copy_loop(self) -> None:
+        while not self._stop.wait(self.COPY_EVERY_S):
+            if self._unsynced and self.breaker.allows():
+                try:
+                    self.copy_unsynced()
+                except Exception:
+                    logger.exception("copying pages served during the outage to Redis failed")
+
+    def copy_unsynced(self) -> int:
+        """Copy to Redis the pages (and their accepted feedback) recorded here alone; returns how many."""
+        with self._unsynced_lock:
+            pending = list(self._unsynced.items())
+        copied = 0
+        for request_id, page in pending:
+            claims = self.local.claims_of(request_id)
+
+            def copy(request_id: str = request_id, page: ShownPage = page, claims: dict[str, str] = claims) -> None:
+                self.shared.record(request_id, page)
+                for key, event_id in claims.items():
+                    self.shared.claim(request_id, key, event_id, max(len(claims), 3 * page.k))
+
+            try:
+                self.breaker.call(copy)
+            except BackendUnavailable:
+                break
+            with self._unsynced_lock:
+                self._unsynced.pop(request_id, None)
+            copied += 1
+        if copied:
+            logger.info("copied %d pages served while Redis was down to Redis", copied)
+        return copied
+
+    def close(self) -> None:
+        self._stop.set()
 
     def _shared(self, work: Callable[[], T]) -> T | None:
         try:
@@ -146,7 +191,13 @@ class FallbackLedger:
 
     def record(self, request_id: str, page: ShownPage) -> None:
         self.local.record(request_id, page)
-        self._shared(lambda: self.shared.record(request_id, page))
+        try:
+            self.breaker.call(lambda: self.shared.record(request_id, page))
+        except BackendUnavailable:
+            with self._unsynced_lock:
+                self._unsynced[request_id] = page
+                while self._unsynced and page.time - next(iter(self._unsynced.values())).time > self.local.keep_s:
+                    self._unsynced.popitem(last=False)  # feedback on it could no longer count anyway
 
     def page(self, request_id: str) -> ShownPage | None:
         """This process's memory first; Redis for pages other processes served. With Redis down, a page this
@@ -162,8 +213,11 @@ class FallbackLedger:
         earlier = self.local.first(request_id, key)
         shared = self._shared(lambda: self.shared.claim(request_id, key, earlier or event_id, limit))
         if shared is None:
-            if self.local.page(request_id) is None:  # another process's page, and Redis just went down
+            page = self.local.page(request_id)
+            if page is None:  # another process's page, and Redis just went down
                 raise BackendUnavailable("the request ledger's Redis does not answer; retry the feedback later")
+            with self._unsynced_lock:
+                self._unsynced[request_id] = page  # its claims go to Redis with it when Redis answers
             return self.local.claim(request_id, key, event_id, limit)
         if earlier is not None:
             return Claim.REPEAT, earlier

@@ -66,6 +66,8 @@ class Stack:
         for thread in self.threads:
             thread.join(timeout=5)
         self.pipeline.close()
+        if isinstance(self.pipeline.ledger, FallbackLedger):
+            self.pipeline.ledger.close()
         self.pipeline.event_log.close()
         if self.local_redis is not None:
             self.local_redis.stop()
