@@ -70,14 +70,19 @@ class Service:
         self.log = open(self.log_path, "a")
         self.process = subprocess.Popen([LTRR, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
         deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(self.base + "/healthz", timeout=2)
-                return
-            except (urllib.error.URLError, ConnectionError):
-                assert self.process.poll() is None, self.log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.2)
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(self.base + "/healthz", timeout=10)
+                    return
+                except OSError:  # refused, reset, or a read that timed out while it loads
+                    assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+                    assert time.monotonic() < deadline, "the service did not start"
+                    time.sleep(0.2)
+        except BaseException:
+            self.process.kill()  # a service that never started must not outlive its test
+            self.process.wait(timeout=30)
+            raise
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
         request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
