@@ -27,3 +27,13 @@ class Retriever(Protocol):
     def health(self) -> str:
         """``"ok"`` or a short description of what is wrong."""
         ...
+
+
+@runtime_checkable
+class SharedIndex(Protocol):
+    """A retriever whose index is stored outside the process (a directory on disk, a search server): one
+    process writes it, and every other process that opened it sees the write after ``refresh``."""
+
+    def refresh(self) -> None:
+        """See what other processes wrote since this process opened the index or last refreshed it."""
+        ...

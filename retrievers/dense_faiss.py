@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -170,8 +171,9 @@ class FaissDenseRetriever:
         """Write ``index.faiss``, ``ids.json`` and ``manifest.json`` to ``index_dir``."""
         faiss = _faiss()
         self.index_dir.mkdir(parents=True, exist_ok=True)
+        staged = {name: self.index_dir / f".{name}.tmp" for name in ("index.faiss", "ids.json", "manifest.json")}
         with self._lock:
-            faiss.write_index(self._index, str(self.index_dir / "index.faiss"))
+            faiss.write_index(self._index, str(staged["index.faiss"]))
             ids = {
                 "ids": {str(i): e for i, e in self._entity_by_int.items()},
                 "tombstones": sorted(self._tombstones),
@@ -186,8 +188,10 @@ class FaissDenseRetriever:
                 "hnsw_m": self.hnsw_m,
                 "ef_construction": self.ef_construction,
             }
-        (self.index_dir / "ids.json").write_text(json.dumps(ids))
-        (self.index_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        staged["ids.json"].write_text(json.dumps(ids))
+        staged["manifest.json"].write_text(json.dumps(manifest, indent=2) + "\n")
+        for name, path in staged.items():  # no reader (another worker starting) sees a half-written file
+            os.replace(path, self.index_dir / name)
         logger.info("dense index saved to %s (%d entities)", self.index_dir, manifest["count"])
 
     @classmethod

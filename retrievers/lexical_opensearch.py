@@ -232,6 +232,9 @@ class OpenSearchLexicalRetriever:
     def delete(self, ids: Sequence[str]) -> None:
         self._index.delete_ids(ids)
 
+    def refresh(self) -> None:
+        """Nothing to do: every process searches the same server, and writes wait for its refresh."""
+
     def drop(self) -> None:
         """Delete the whole index."""
         self._index.drop()

@@ -145,7 +145,7 @@ class TantivyLexicalRetriever:
     name = "lexical"
 
     def __init__(self, index_dir: Path | str, boosts: Mapping[str, float] | None = None,
-                 heap_size: int = 64_000_000, popularity_prior: float = 0.0) -> None:
+                 heap_size: int = 64_000_000, popularity_prior: float = 0.0, hold_writer: bool = True) -> None:
         tantivy = _tantivy()
         self.popularity_prior = check_popularity_prior(popularity_prior)
         self.index_dir = Path(index_dir)
@@ -169,12 +169,13 @@ class TantivyLexicalRetriever:
             .build()
         )
         self._writer: Any = None
+        self.hold_writer = hold_writer  # False: the writer lock is released after each write (several writing processes)
         self._lock = threading.Lock()
         self._index.reload()
 
     @classmethod
     def open(cls, index_dir: Path | str, boosts: Mapping[str, float] | None = None,
-             popularity_prior: float = 0.0) -> TantivyLexicalRetriever:
+             popularity_prior: float = 0.0, hold_writer: bool = True) -> TantivyLexicalRetriever:
         """Open an index written by ``build``; ``ArtifactError`` when it is missing or incompatible."""
         index_dir = Path(index_dir)
         manifest_path = index_dir / MANIFEST
@@ -190,7 +191,7 @@ class TantivyLexicalRetriever:
                 f"this code reads {SCHEMA_VERSION}; run `ltrr index` to rebuild it"
             )
         return cls(index_dir, boosts=boosts if boosts is not None else manifest.get("boosts"),
-                   popularity_prior=popularity_prior)
+                   popularity_prior=popularity_prior, hold_writer=hold_writer)
 
     # ----------------------------------------------------------------- writing
 
@@ -230,6 +231,13 @@ class TantivyLexicalRetriever:
         self._writer.commit()
         self._index.reload()
         self._write_manifest()
+        if not self.hold_writer:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
+    def refresh(self) -> None:
+        """Search the index as last committed, also by another process."""
+        self._index.reload()
 
     def _write_manifest(self) -> None:
         manifest = {

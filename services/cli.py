@@ -170,7 +170,7 @@ def serve(
         False, "--with-ingest", help="Also run `ltrr ingest --follow 2` as a child process (with Redis), so feedback teaches the stack; `make demo` does."
     ),
     workers: Optional[int] = typer.Option(
-        None, "--workers", help="Worker processes on this port (default 1; more need Redis, and entity writes need one)."
+        None, "--workers", help="Worker processes on this port (default 1; more need Redis). Any worker takes entity writes; the others follow."
     ),
     worker_process: bool = typer.Option(False, "--worker-process", hidden=True),
     verbose: bool = Verbose,

@@ -271,7 +271,8 @@ def _lexical(parts: RetrieverParts) -> Retriever:
             return OpenSearchLexicalRetriever(opensearch_url(settings), popularity_prior=settings.lexical_popularity_prior)
         from retrievers.lexical_tantivy import TantivyLexicalRetriever
 
-        return TantivyLexicalRetriever.open(Paths(settings.data_dir).lexical, popularity_prior=settings.lexical_popularity_prior)
+        return TantivyLexicalRetriever.open(Paths(settings.data_dir).lexical, popularity_prior=settings.lexical_popularity_prior,
+                                            hold_writer=settings.workers <= 1)  # workers take turns writing
 
 
 def _dense(parts: RetrieverParts) -> Retriever:

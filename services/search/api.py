@@ -252,7 +252,6 @@ SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
-    409: {"model": ErrorResponse, "description": "This service runs several workers; entity writes need one (see README, Scaling out)."},
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (when LTRR_API_KEY is set)."},
 }
 
@@ -268,7 +267,6 @@ class Limits:
     queue_timeout_s: float = 15.0
     queue_max_waiting: int = 1000
     max_body_bytes: int = 1 << 20
-    entity_writes_refused: str | None = None  # why this process takes no entity writes (several workers)
 
 
 WRITE_PATH = "/entities"
@@ -290,10 +288,6 @@ class WriteKeyGuard:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-class WritesRefused(Exception):
-    pass
 
 
 ROUTES = ("/search", "/feedback", "/healthz", "/metrics", "/entities", "/docs", "/openapi.json", "/")
@@ -411,10 +405,6 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, "invalid request", [_validation_detail(error) for error in exc.errors()])
 
-    @app.exception_handler(WritesRefused)
-    async def _writes_refused(request: Request, exc: WritesRefused) -> JSONResponse:
-        return _error(409, "entity writes refused", [ErrorDetail(field="service", message=str(exc))])
-
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
         metrics.overloaded.inc()
@@ -478,16 +468,11 @@ def create_app(
         event_id = pipeline.feedback(body.request_id, body.entity_id, body.event, body.position)
         return FeedbackResponse(event_id=event_id)
 
-    def check_writes_taken() -> None:
-        if limits.entity_writes_refused is not None:
-            raise WritesRefused(limits.entity_writes_refused)
-
     @app.post("/entities", response_model=EntitiesResponse, responses=WRITE_RESPONSES)
     def upsert_entities(
         body: EntitiesBody, request: Request, x_api_key: Annotated[str | None, Header(description="The API key, when LTRR_API_KEY is set.")] = None
     ) -> EntitiesResponse:
-        """Add or replace entities; every strategy can find them when this returns."""
-        check_writes_taken()
+        """Add or replace entities; every strategy of the worker that took them can find them when this returns, the other workers within a second."""
         entities = [Entity.from_json(item.model_dump()) for item in body.entities]
         request.app.state.pipeline.upsert(entities)
         return EntitiesResponse(upserted=len(entities))
@@ -497,7 +482,6 @@ def create_app(
         entity_id: str, request: Request, x_api_key: Annotated[str | None, Header(description="The API key, when LTRR_API_KEY is set.")] = None
     ) -> DeleteResponse:
         """Remove an entity from every strategy."""
-        check_writes_taken()
         if not request.app.state.pipeline.delete([entity_id]):
             raise NotFound("id", f"unknown entity {entity_id[:64]!r}")
         return DeleteResponse(deleted=entity_id)

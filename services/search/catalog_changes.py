@@ -1,9 +1,12 @@
 """Entity writes after indexing (``POST /entities``, ``DELETE /entities/{id}``), kept in an append-only
 journal, ``<data_dir>/catalog_changes.jsonl``, so that a restarted service sees the same catalog the
-indexes hold, and finishes a write a crash interrupted."""
+indexes hold, finishes a write a crash interrupted, and every worker process on the data directory
+follows the writes any of them took."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
@@ -42,16 +45,47 @@ class CatalogChanges:
     has it. A crash in between leaves the journal ahead of the indexes; ``unapplied`` returns those writes
     so the next start re-applies them (upserts and deletes by id are idempotent): every index ends as
     after the write, never half way. A torn last line (a crash while appending) was never acknowledged and
-    is cut off."""
+    is cut off.
+
+    Several processes (``ltrr serve --workers``) share one journal: ``locked()`` (a ``flock`` on
+    ``<journal>.lock`` and a thread lock) makes one of them the writer at a time; every read and write
+    below except ``size`` is made under it."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.applied_path = self.path.with_name(self.path.name + ".applied")
-        self._lock = threading.Lock()
-        self._cut_torn_tail()
-        self._lines = self._count_lines()
-        if not self.applied_path.exists():
-            self._write_applied(self._lines)  # a journal from before the marker existed: its writes are in
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._lock_file: int | None = None
+        with self.locked():
+            self._cut_torn_tail()
+            if not self.applied_path.exists():
+                self._write_applied(self._count_lines())  # a journal from before the marker existed: its writes are in
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive use of the journal and the indexes it describes, across processes (re-entrant)."""
+        with self._lock:
+            if self._depth == 0:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_file = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._lock_file is not None:
+                    os.close(self._lock_file)  # closing releases the flock
+                    self._lock_file = None
+
+    def size(self) -> int:
+        """The journal's size in bytes: a cheap, lock-free sign that another process wrote."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def record_upsert(self, entities: Sequence[Entity]) -> None:
         self._append({"op": "upsert", "entity": entity.to_json()} for entity in entities)
@@ -61,21 +95,29 @@ class CatalogChanges:
 
     def mark_applied(self) -> None:
         """Every recorded write has reached every index."""
-        with self._lock:
-            self._write_applied(self._lines)
+        with self.locked():
+            self._write_applied(self._count_lines())
+
+    def applied(self) -> int:
+        """How many of the journal's writes every index has."""
+        return self._read_applied()
+
+    def records(self) -> list[dict]:
+        """Every recorded write, in order."""
+        with self.locked():
+            return list(self._records())
 
     def unapplied(self) -> list[dict]:
         """The writes recorded but not yet marked applied, in order."""
-        applied = self._read_applied()
-        return [record for index, record in enumerate(self._records()) if index >= applied]
+        with self.locked():
+            return self.records()[self._read_applied():]
 
     def _append(self, records: Iterable[dict]) -> None:
         lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in records]
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+        with self.locked(), open(self.path, "a", encoding="utf-8") as handle:
             handle.write("".join(lines))
             handle.flush()
             os.fsync(handle.fileno())
-            self._lines += len(lines)
 
     def _records(self) -> Iterator[dict]:
         if not self.path.exists():
@@ -87,7 +129,7 @@ class CatalogChanges:
     def apply(self, entities: list[Entity]) -> list[Entity]:
         """``entities`` with every recorded change applied, in order."""
         by_id = {entity.id: entity for entity in entities}
-        for record in self._records():
+        for record in self.records():
             if record["op"] == "upsert":
                 entity = Entity.from_json(record["entity"])
                 by_id[entity.id] = entity

@@ -6,13 +6,14 @@ is what the service does.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from contracts.events import (
 )
 from memory_index.base import MemoryStore
 from ranker.base import Ranker
-from retrievers.base import Retriever
+from retrievers.base import Retriever, SharedIndex
 from retrievers.understanding import Gazetteer, build_query
 from services.eventlog import EventSink, new_id
 from services.failpoints import SERVE_VARIABLE, crash_at
@@ -151,6 +152,8 @@ class Pipeline:
     observer: Observer = field(default_factory=NoObserver)
     degraded: Callable[[], tuple[str, ...]] = tuple  # the dependencies currently down (the stack knows)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
+    _catalog_seen: int = field(default=0, init=False)  # journal lines this process's in-memory state has
+    _journal_size: int = field(default=-1, init=False)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor = field(init=False)
 
@@ -376,9 +379,18 @@ class Pipeline:
 
     # -- catalog updates ----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _catalog_locked(self) -> Iterator[None]:
+        """One writer of the indexes at a time: among this process's threads, and with a journal, among
+        every process on the data directory."""
+        with self._write_lock, (self.catalog_changes.locked() if self.catalog_changes is not None else contextlib.nullcontext()):
+            yield
+
     def upsert(self, entities: Sequence[Entity]) -> None:
-        """Add or replace entities in every strategy; searchable when this returns. One writer at a time."""
-        with self._write_lock:
+        """Add or replace entities in every strategy; searchable here when this returns, and in every other
+        worker once it follows the journal (``follow_catalog``)."""
+        with self._catalog_locked():
+            self._sync_catalog_locked()
             if self.catalog_changes is not None:
                 self.catalog_changes.record_upsert(entities)  # ahead of the indexes: a crash is finished at restart
             crash_at(SERVE_VARIABLE, "catalog_journaled")
@@ -386,52 +398,90 @@ class Pipeline:
                 retriever.upsert(entities)
                 if index == 0:
                     crash_at(SERVE_VARIABLE, "catalog_one_index")
-            for entity in entities:
-                self.facts[entity.id] = entity_facts(entity)
-            self.gazetteer.add(entities)
+            self._learn_entities(entities)
             try:
                 cold_start(self.memory, entities)
             except BackendUnavailable:
                 logger.warning("predicted memory-index pairs for %d new entities skipped: Redis does not answer", len(entities))
-            if self.persist is not None:
-                self.persist()
-            if self.catalog_changes is not None:
-                self.catalog_changes.mark_applied()
-
-    def finish_interrupted_writes(self) -> int:
-        """Apply to every index the journaled writes a crash left unapplied (the catalog already has them);
-        returns how many."""
-        if self.catalog_changes is None:
-            return 0
-        pending = self.catalog_changes.unapplied()
-        with self._write_lock:
-            for op, batch in itertools.groupby(pending, key=lambda record: record["op"]):
-                records = list(batch)
-                for retriever in self.retrievers.values():
-                    if op == "upsert":
-                        retriever.upsert([Entity.from_json(record["entity"]) for record in records])
-                    else:
-                        retriever.delete([record["id"] for record in records])
-            if pending and self.persist is not None:
-                self.persist()
-            self.catalog_changes.mark_applied()
-        return len(pending)
+            self._written_locked()
 
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Remove entities from every strategy; returns the ids that were known."""
-        with self._write_lock:
+        with self._catalog_locked():
+            self._sync_catalog_locked()
             known = [entity_id for entity_id in ids if entity_id in self.facts]
             if self.catalog_changes is not None:
                 self.catalog_changes.record_delete(known)
             for retriever in self.retrievers.values():
                 retriever.delete(ids)
-            for entity_id in ids:
-                self.facts.pop(entity_id, None)
-            if self.persist is not None:
-                self.persist()
-            if self.catalog_changes is not None:
-                self.catalog_changes.mark_applied()
+            self._forget_entities(ids)
+            self._written_locked()
             return known
+
+    def finish_interrupted_writes(self) -> int:
+        """At start, with this process's indexes as opened from disk (they hold the journal's applied
+        writes): apply the journaled writes a crash left unapplied; returns how many."""
+        if self.catalog_changes is None:
+            return 0
+        with self._catalog_locked():
+            self._catalog_seen = self.catalog_changes.applied()
+            finished, _ = self._sync_catalog_locked()
+            return finished
+
+    def follow_catalog(self) -> int:
+        """Apply the entity writes other processes journaled since this one last looked (a cheap check of
+        the journal's size first); returns how many. Indexes stored outside the process are refreshed,
+        those held in memory apply the writes themselves."""
+        if self.catalog_changes is None or self.catalog_changes.size() == self._journal_size:
+            return 0
+        with self._catalog_locked():
+            finished, followed = self._sync_catalog_locked()
+            return followed
+
+    def _sync_catalog_locked(self) -> tuple[int, int]:
+        """Under ``_catalog_locked``: finish the writes a crashed writer left unapplied (in every index:
+        this process is the writer now) and follow the writes this process has not seen; returns
+        (finished, followed)."""
+        journal = self.catalog_changes
+        if journal is None:
+            return 0, 0
+        records = journal.records()
+        applied = min(journal.applied(), len(records))
+        unfinished, unseen = records[applied:], records[self._catalog_seen:]
+        shared = [r for r in self.retrievers.values() if isinstance(r, SharedIndex)]
+        own = [r for r in self.retrievers.values() if not isinstance(r, SharedIndex)]
+        _replay(unfinished, shared)
+        if unseen:
+            for retriever in shared:
+                retriever.refresh()
+            _replay(unseen, own)
+            for record in unseen:
+                if record["op"] == "upsert":
+                    self._learn_entities([Entity.from_json(record["entity"])])
+                else:
+                    self._forget_entities([record["id"]])
+        if unfinished:
+            self._written_locked()
+        else:
+            self._catalog_seen, self._journal_size = len(records), journal.size()
+        return len(unfinished), len(unseen)
+
+    def _learn_entities(self, entities: Sequence[Entity]) -> None:
+        for entity in entities:
+            self.facts[entity.id] = entity_facts(entity)
+        self.gazetteer.add(entities)
+
+    def _forget_entities(self, ids: Sequence[str]) -> None:
+        for entity_id in ids:
+            self.facts.pop(entity_id, None)
+
+    def _written_locked(self) -> None:
+        """Every index holds every journaled write: save what lives in memory, mark the journal applied."""
+        if self.persist is not None:
+            self.persist()
+        if self.catalog_changes is not None:
+            self.catalog_changes.mark_applied()
+            self._catalog_seen, self._journal_size = len(self.catalog_changes.records()), self.catalog_changes.size()
 
     # -- model hand-off (ingest is the single writer) -----------------------------------------------
 
@@ -443,6 +493,17 @@ class Pipeline:
         """Run ``apply`` on the serving policy under the lock that ``choose`` takes (in-process ingest)."""
         with self._policy_lock:
             apply(self.policy)
+
+
+def _replay(records: Sequence[dict], retrievers: Sequence[Retriever]) -> None:
+    """Journaled writes, in order, to ``retrievers`` (upserts and deletes by id are idempotent)."""
+    for op, batch in itertools.groupby(records, key=lambda record: record["op"]):
+        group = list(batch)
+        for retriever in retrievers:
+            if op == "upsert":
+                retriever.upsert([Entity.from_json(record["entity"]) for record in group])
+            else:
+                retriever.delete([record["id"] for record in group])
 
 
 def union(

@@ -43,14 +43,23 @@ InProcessLearning = Callable[[Stack], Callable[[], object]]
 
 
 METRICS_REFRESH_S = 5.0
+CATALOG_FOLLOW_S = 0.5  # how soon an entity write one worker took reaches the others
+
+
+def _follow(pipeline: Pipeline) -> None:
+    followed = pipeline.follow_catalog()
+    if followed:
+        logger.info("followed %d entity writes another worker took", followed)
 
 
 def start_background(stack: Stack, learn_in_process: InProcessLearning | None = None) -> None:
     """Without Redis the memory index lives here, so ``learn_in_process(stack)`` (the composition root's
     in-process ingest) runs every LTRR_INGEST_INTERVAL_S; with Redis, published models are reloaded. With
-    several workers, each refreshes its gauges every few seconds (a scrape reaches one of them)."""
+    several workers, each refreshes its gauges every few seconds (a scrape reaches one of them) and follows
+    the entity writes the others took."""
     if stack.settings.workers > 1:
         stack.threads.append(_every(stack, METRICS_REFRESH_S, "metrics-refresh", lambda: refresh_metrics(stack, stack.metrics)))
+        stack.threads.append(_every(stack, CATALOG_FOLLOW_S, "catalog-follower", lambda: _follow(stack.pipeline)))
     if stack.pipeline.memory.backend == "local":
         if learn_in_process is None:
             logger.warning("no Redis and no in-process learning: this service will not learn from its feedback")
@@ -84,10 +93,6 @@ def build_app(
         queue_timeout_s=settings.queue_timeout_ms / 1000.0,
         queue_max_waiting=settings.queue_max_waiting,
         max_body_bytes=settings.max_body_bytes,
-        entity_writes_refused=(
-            f"this service runs {settings.workers} worker processes, and each holds its own copy of the indexes; "
-            "send entity writes to an `ltrr serve` with one worker (and an LTRR_WORKER_ID of its own) on the same data directory, then restart the workers"
-        ) if settings.workers > 1 else None,
     )
     return create_app(
         open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key, limits=limits, metrics=metrics,

@@ -83,6 +83,19 @@ def open_stack(
     """Open indexes, the memory store, models and the event log, and compose the pipeline."""
     paths = Paths(settings.data_dir)
     changes = CatalogChanges(paths.catalog_changes)
+    with changes.locked():  # the catalog, the indexes as saved and the journal read as one state (other workers write)
+        return _open_stack(settings, paths, changes, embedder, memory, clock, metrics)
+
+
+def _open_stack(
+    settings: Settings,
+    paths: Paths,
+    changes: CatalogChanges,
+    embedder: Embedder | None,
+    memory: MemoryStore | None,
+    clock: Callable[[], float] | None,
+    metrics: Metrics | None,
+) -> Stack:
     entities = changes.apply(load_catalog(settings))
     plans = plans_from(settings)
     reward_config(settings)  # checked before anything starts: the in-process ingest and `ltrr ingest` use it

@@ -1,5 +1,6 @@
 """`ltrr serve --workers 2`: two processes on one port, sharing Redis; feedback to either counts; a killed
-worker comes back; entity writes are refused with the reason; without Redis the command refuses to start."""
+worker comes back; an entity write taken by either reaches both, also when its worker dies mid-write;
+without Redis the command refuses to start."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import urllib.error
 import urllib.request
 
 from service_process import LTRR, Service
+
+from services.failpoints import SERVE_VARIABLE
 
 
 def _worker_ids(service: Service, attempts: int = 60) -> set[int]:
@@ -39,13 +42,6 @@ def test_two_workers_share_one_port_and_redis(data_dir, redis_url):
             assert status == 200 and body["results"]
             status, answer = service.post("/feedback", {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"})
             assert status == 200, answer
-        request = urllib.request.Request(service.base + "/entities", data=json.dumps({"entities": [{"id": "x", "type": "track", "title": "x"}]}).encode(),
-                                         headers={"content-type": "application/json", "x-api-key": "k"})
-        try:
-            urllib.request.urlopen(request, timeout=30)
-            raise AssertionError("an entity write was taken by one of several workers")
-        except urllib.error.HTTPError as error:
-            assert error.code == 409 and "one worker" in json.loads(error.read())["detail"][0]["message"]
 
         with urllib.request.urlopen(service.base + "/metrics", timeout=10) as response:  # whichever worker answers
             metrics = response.read().decode()
@@ -88,3 +84,69 @@ def test_workers_stopping_on_a_configuration_error_stop_the_service(data_dir, re
                                env=env, capture_output=True, text=True, timeout=180)
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert "LTRR_FALLBACK_STRATEGIES" in completed.stderr and "Traceback" not in completed.stderr
+
+
+NEW_ENTITIES = [
+    {"id": f"track:shared-{index}", "type": "track", "title": f"Vexlomar Quintrelle Serenade {index}", "artist": "Odalys Pemberthwaite",
+     "description": f"A rare serenade number {index} by Odalys Pemberthwaite.", "popularity": 0.3}
+    for index in range(6)
+]
+
+
+def _entity_counts(service: Service, attempts: int = 30) -> dict[int, set[int]]:
+    """Each worker's catalog size, as its own /healthz says (a new connection each time)."""
+    counts: dict[int, set[int]] = {}
+    for _ in range(attempts):
+        with urllib.request.urlopen(service.base + "/healthz", timeout=10) as response:
+            body = json.loads(response.read())
+        counts.setdefault(body["worker"], set()).add(body["entities"])
+    return counts
+
+
+def _strategies_finding(service: Service, entity: dict) -> set[str]:
+    status, body = service.post("/search", {"query": entity["title"], "k": 5})
+    assert status == 200, body
+    return {source["strategy"] for item in body["results"] if item["id"] == entity["id"] for source in item["sources"]}
+
+
+def test_an_entity_write_reaches_every_worker_also_when_its_worker_dies_mid_write(data_dir, redis_url):
+    """The worker that takes `POST /entities` is SIGKILLed after the journal and the first index: the other
+    worker (or the restarted one) finishes the write, and both serve every new entity from every strategy;
+    a DELETE through either removes it from both."""
+    service = Service(data_dir, redis_url)
+    service.env.update({"LTRR_WORKERS": "2", "LTRR_API_KEY": "k", SERVE_VARIABLE: "catalog_one_index"})
+    service.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(before := _entity_counts(service, 10)) < 2:
+            assert time.monotonic() < deadline, f"only workers {set(before)} answered"
+        assert all(sizes == {400} for sizes in before.values()), before
+        request = urllib.request.Request(service.base + "/entities", data=json.dumps({"entities": NEW_ENTITIES}).encode(),
+                                         headers={"content-type": "application/json", "x-api-key": "k"})
+        try:
+            urllib.request.urlopen(request, timeout=60)
+            raise AssertionError("the write was answered although its worker was to die mid-write")
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"the write was refused: {error.code} {error.read()!r}") from error
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        deadline = time.monotonic() + 120
+        while (counts := _entity_counts(service)) != {0: {406}, 1: {406}}:
+            assert time.monotonic() < deadline, f"workers' catalog sizes: {counts}"
+            time.sleep(0.5)
+        for entity in NEW_ENTITIES:  # each search on a new connection: either worker answers
+            assert {"lexical", "dense"} <= _strategies_finding(service, entity), entity["id"]
+
+        gone = NEW_ENTITIES[0]
+        deleted = urllib.request.Request(service.base + "/entities/" + gone["id"], method="DELETE", headers={"x-api-key": "k"})
+        with urllib.request.urlopen(deleted, timeout=30) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 60
+        while (counts := _entity_counts(service)) != {0: {405}, 1: {405}}:
+            assert time.monotonic() < deadline, f"workers' catalog sizes after the delete: {counts}"
+            time.sleep(0.5)
+        for _ in range(10):
+            assert not _strategies_finding(service, gone)
+    finally:
+        log = service.stop()
+    assert service.process.returncode == 0, log[-3000:]
