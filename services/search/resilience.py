@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import functools
 import logging
 import os
@@ -27,7 +28,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 import redis
 
-from contracts import BackendUnavailable
+from contracts import BackendUnavailable, ConfigError
 from contracts.events import Event
 from memory_index.base import EntityStat, MemoryStore
 from services.eventstream import RedisEventStream, encode
@@ -256,6 +257,7 @@ class SpooledSink:
         self._stop = threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._own()
         self._seal_torn_tail()
         self._delivered = 0
         self._write_position(min(self._read_position(), self._size()))  # a clamped position is saved at once
@@ -265,6 +267,19 @@ class SpooledSink:
         self._thread.start()
         if self.pending_bytes():
             logger.warning("%s holds %d bytes of events not yet in Redis; delivering them first", self.path, self.pending_bytes())
+
+    def _own(self) -> None:
+        """One process per spool: two writers would interleave their events and deliver each other's twice."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise ConfigError.about(
+                "LTRR_WORKER_ID", f"another running process uses the event spool {self.path}; give every service process on this "
+                "data directory its own LTRR_WORKER_ID (replica r of N workers: r*N ... r*N+N-1)"
+            ) from None
+        except OSError as error:  # a file system without locks: the spool still works, unguarded
+            logger.warning("the event spool %s cannot be locked (%s); make sure no other process uses it", self.path, error)
 
     # -- the request path -------------------------------------------------------------------------
 

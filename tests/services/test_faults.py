@@ -269,3 +269,20 @@ def test_with_redis_down_and_the_spool_disk_full_searches_get_503_and_health_say
         time.sleep(1.1)  # the breaker's retry interval
         assert client.post("/search", json={"query": "jazz", "k": 3}).status_code == 200, "Redis back: events go there again"
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_second_process_with_the_same_worker_id_is_refused_in_one_line(data_dir, own_redis):
+    """Two processes on one spool would interleave their events: the second one names LTRR_WORKER_ID and exits 2."""
+    first = Service(data_dir, own_redis.url)
+    first.start()
+    try:
+        env = {**first.env, "LTRR_PORT": "18995"}
+        completed = subprocess.run([LTRR, "serve", "--data-dir", str(data_dir), "--port", "18995"],
+                                   env=env, capture_output=True, text=True, timeout=180)
+        assert completed.returncode == 2, completed.stderr[-2000:]
+        errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "LTRR_WORKER_ID" in errors[0], completed.stderr[-2000:]
+        assert "Traceback" not in completed.stderr
+        assert first.health()[0] == 200, "the running service is untouched"
+    finally:
+        first.stop()
