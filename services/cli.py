@@ -439,11 +439,29 @@ def simulate(
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run uniform-random and fixed-plan policies over the same stream."),
     demo_size: Optional[int] = typer.Option(None, help="Entities in the demo catalog (default 20,000)."),
     workers: int = typer.Option(2, min=1, help="Runs in parallel processes (each loads its own encoder)."),
+    collection: Optional[Path] = typer.Option(
+        None, help="A BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/): loop over it instead of the demo catalog."),
+    split: str = typer.Option("test", help="--collection: the qrels split whose queries the users ask (tune on train/dev)."),
+    click_model: str = typer.Option("pbm", help="--collection: the users' click model: pbm, cascade or dbn."),
+    eta: float = typer.Option(1.0, help="--collection, pbm: position i is examined with probability (1/i)**eta."),
+    noise: float = typer.Option(0.05, help="--collection: click probability of an examined unjudged document."),
+    perseverance: float = typer.Option(0.9, help="--collection, dbn: probability of reading on after an unsatisfying result."),
+    satisfaction: float = typer.Option(0.8, help="--collection, dbn: probability that a clicked top-grade document satisfies."),
+    sample: int = typer.Option(300, min=1, help="--collection: judged queries sampled from the split."),
+    zipf: float = typer.Option(1.0, min=0.0, help="--collection: Zipf exponent of the sampled queries' frequencies."),
+    window: int = typer.Option(500, min=2, help="--collection: requests per reported window."),
+    cache_dir: Path = typer.Option(Path("results/cache"), help="--collection: cache of document embeddings."),
+    plot: Optional[Path] = typer.Option(None, help="--collection: draw nDCG@10 and reward per window of every run into this PNG."),
 ) -> None:
-    """Closed loop on the demo catalog: simulated users search, click, play; the stack learns."""
+    """Closed loop: simulated users search, click, play; the stack learns. On the demo catalog by default,
+    or on any BEIR-format collection (--collection) with a choice of click models."""
     logging.basicConfig(level=logging.WARNING)
     from services.evaluation.simulate import WINDOW, run_simulation
 
+    if collection is not None:
+        _simulate_collection(collection, split, queries, seed, out, data_dir, ingest_every, baselines, workers, click_model, eta,
+                             noise, perseverance, satisfaction, sample, zipf, window, cache_dir, plot)
+        return
     with _errors_as_one_line():
         settings = _settings(data_dir, demo_size=demo_size)
         result = run_simulation(
@@ -454,8 +472,8 @@ def simulate(
     table.add_column("window")
     table.add_column("mean reward")
     table.add_column("stderr")
-    for window in result["windows"]:
-        table.add_row(f"{window['start']}-{window['end']}", f"{window['reward']:.4f}", f"{window['stderr']:.4f}")
+    for slice_ in result["windows"]:
+        table.add_row(f"{slice_['start']}-{slice_['end']}", f"{slice_['reward']:.4f}", f"{slice_['stderr']:.4f}")
     table.add_row("learned (whole run)", f"{result['learned_reward']:.4f}", "")
     if "uniform_random_reward" in result:
         table.add_row("uniform random (whole run)", f"{result['uniform_random_reward']:.4f}", "")
@@ -468,6 +486,43 @@ def simulate(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
         console.print(f"wrote {out}")
+
+
+def _simulate_collection(collection: Path, split: str, requests: int, seed: int, out: Optional[Path], data_dir: Optional[Path],
+                         ingest_every: int, baselines: bool, workers: int, click_model: str, eta: float, noise: float,
+                         perseverance: float, satisfaction: float, sample: int, zipf: float, window: int, cache_dir: Path,
+                         plot: Optional[Path]) -> None:
+    from services.evaluation.click_models import ClickModel
+    from services.evaluation.collection_loop import plot_windows, run_collection_loop
+
+    with _errors_as_one_line():
+        settings = _settings(data_dir)
+        users = ClickModel(click_model, eta=eta, noise=noise, perseverance=perseverance, satisfaction=satisfaction)
+        result = run_collection_loop(
+            settings, collection, split=split, requests=requests, seed=seed, ingest_every=ingest_every, click_model=users,
+            sample=sample, zipf=zipf, baselines=baselines, window=window, cache_dir=cache_dir,
+            progress=progress_factory(settings), workers=workers,
+        )
+    table = Table(title=f"{result['collection']} ({split}), {requests:,} requests, seed {seed}, {click_model} users: last {window} requests")
+    for column in ("run", "reward", "nDCG@10", "clicks", "drawn", "nDCG@10 head", "learned - run, nDCG@10 (95%)"):
+        table.add_column(column)
+    for name, run in result["runs"].items():
+        last = run["windows"][-1]
+        head = run["last_window_head_ndcg@10"]
+        diff = result["last_window_differences"].get(name, {}).get("ndcg@10")
+        table.add_row(
+            name, *(f"{last[m]['mean']:.3f} ± {last[m]['se']:.3f}" for m in ("reward", "ndcg@10", "clicks", "drawn")),
+            f"{head['mean']:.3f}" if head else "-",
+            f"{diff['mean']:+.3f} [{diff['low95']:+.3f}, {diff['high95']:+.3f}]" if diff else "-",
+        )
+    Console().print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        console.print(f"wrote {out}")
+    if plot is not None:
+        plot_windows(result, plot)
+        console.print(f"wrote {plot}")
 
 
 events_app = typer.Typer(help="Read the event log.", no_args_is_help=True, rich_markup_mode=None)

@@ -20,9 +20,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from catalog.schema import Entity
 from contracts import Plan
 from contracts.artifacts import ModelStore
-from retrievers.embedding import Embedder
+from memory_index.local_store import LocalMemoryStore
+from retrievers.base import Retriever
+from retrievers.embedding import Embedder, TextEncoder
 from retrievers.understanding import Gazetteer
 from services.evaluation.sim_users import QueryStream, simulate_user
 from services.eventlog import EventLog
@@ -93,30 +96,8 @@ def run_one(
         shutil.rmtree(run_dir)
     run_settings = _run_settings(settings, spec, run_dir)
     entities = load_catalog(settings)
-    memory = local_store(settings)
-    cold_start(memory, entities)
-    retrievers = open_retrievers(settings, memory, embedder, seed=seed)
-    plans = plans_from(run_settings)
     clock_now = [START_TIME]
-    pipeline = Pipeline(
-        retrievers=retrievers,
-        policy=make_policy(run_settings, plans, seed=seed),
-        plans=plans,
-        ranker=make_ranker(run_settings, ModelStore(Paths(run_dir).models)),
-        memory=memory,
-        gazetteer=Gazetteer.from_entities(entities),
-        facts={entity.id: entity_facts(entity) for entity in entities},
-        event_log=EventLog(Paths(run_dir).events),
-        strategies=tuple(settings.strategies),
-        retriever_timeout_s=SIMULATION_TIMEOUT_S,
-        clock=lambda: clock_now[0],
-        ledger=LocalLedger(settings.attribution_window_s),
-        # The run's own seed: runs with the same seed draw the same stream (the policy does not own it).
-        rng=np.random.default_rng(seed),
-        hash_user=synthetic_ids,
-        attribution_window_s=settings.attribution_window_s,
-        fallback_strategies=fallback_strategies(settings),
-    )
+    pipeline, retrievers, memory = open_run_pipeline(settings, run_settings, entities, embedder, seed, clock_now)
     job = ingest_job(run_settings, pipeline)
     stream = QueryStream(entities, seed)
     kinds: list[str] = []
@@ -136,12 +117,7 @@ def run_one(
                 report(index + 1)
         job.run(flush=True)
     finally:
-        pipeline.close()
-        pipeline.event_log.close()
-        for retriever in retrievers.values():
-            close = getattr(retriever, "close", None)
-            if close is not None:
-                close()
+        close_run_pipeline(pipeline, retrievers)
     rounds, _ = join_rounds(Paths(run_dir).events / "events.jsonl", reward_config(settings))
     rewards = [r.reward for r in rounds]
     by_kind: dict[str, list[float]] = {}
@@ -162,6 +138,53 @@ def run_one(
     }
 
 
+def open_run_pipeline(
+    settings: Settings,
+    run_settings: Settings,
+    entities: list[Entity],
+    embedder: TextEncoder | None,
+    seed: int,
+    clock_now: list[float],
+) -> tuple[Pipeline, dict[str, Retriever], LocalMemoryStore]:
+    """The pipeline of one closed-loop run: the indexes of ``settings``, an in-process memory index cold
+    started from ``entities``, the run's policy and ranker (``run_settings``: its own data directory), and
+    the clock ``clock_now[0]``."""
+    run_dir = run_settings.data_dir
+    memory = local_store(settings)
+    cold_start(memory, entities)
+    retrievers = open_retrievers(settings, memory, embedder, seed=seed)
+    plans = plans_from(run_settings)
+    pipeline = Pipeline(
+        retrievers=retrievers,
+        policy=make_policy(run_settings, plans, seed=seed),
+        plans=plans,
+        ranker=make_ranker(run_settings, ModelStore(Paths(run_dir).models)),
+        memory=memory,
+        gazetteer=Gazetteer.from_entities(entities),
+        facts={entity.id: entity_facts(entity) for entity in entities},
+        event_log=EventLog(Paths(run_dir).events),
+        strategies=tuple(settings.strategies),
+        retriever_timeout_s=SIMULATION_TIMEOUT_S,
+        clock=lambda: clock_now[0],
+        ledger=LocalLedger(settings.attribution_window_s),
+        # The run's own seed: runs with the same seed draw the same stream (the policy does not own it).
+        rng=np.random.default_rng(seed),
+        hash_user=synthetic_ids,
+        attribution_window_s=settings.attribution_window_s,
+        fallback_strategies=fallback_strategies(settings),
+    )
+    return pipeline, retrievers, memory
+
+
+def close_run_pipeline(pipeline: Pipeline, retrievers: dict[str, Retriever]) -> None:
+    pipeline.close()
+    pipeline.event_log.close()
+    for retriever in retrievers.values():
+        close = getattr(retriever, "close", None)
+        if close is not None:
+            close()
+
+
 def windows(rewards: list[float], size: int = WINDOW) -> list[dict[str, float]]:
     """Consecutive ``size``-query slices (start inclusive, end exclusive); a partial last slice is dropped."""
     result = []
@@ -173,13 +196,44 @@ def windows(rewards: list[float], size: int = WINDOW) -> list[dict[str, float]]:
     return result
 
 
-def _worker(args: tuple[dict[str, Any], RunSpec, int, int, int, Any]) -> dict[str, Any]:
-    settings_values, spec, queries, seed, ingest_every, progress_queue = args
+def _demo_run(settings_values: dict[str, Any], spec: RunSpec, queries: int, seed: int, ingest_every: int,
+              report: Callable[[int], None]) -> dict[str, Any]:
+    return run_one(Settings(**settings_values), spec, queries, seed, ingest_every, report)
+
+
+def _task(function: Callable[..., dict[str, Any]], args: tuple, name: str, progress_queue: Any) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    settings = Settings(**settings_values)
-    return run_one(settings, spec, queries, seed, ingest_every, lambda done: progress_queue.put((spec.name, done)))
+    return function(*args, lambda done: progress_queue.put((name, done)))
+
+
+def run_in_processes(
+    tasks: list[tuple[str, Callable[..., dict[str, Any]], tuple]], steps: int, progress: ProgressFactory, workers: int
+) -> dict[str, dict[str, Any]]:
+    """Each ``(name, function, args)`` as ``function(*args, report)`` in a spawned process (``workers`` at
+    once, torch on one thread each), with one progress bar over ``steps`` per task; results by name."""
+    context = multiprocessing.get_context("spawn")
+    manager = context.Manager()
+    progress_queue = manager.Queue()
+    results: dict[str, dict[str, Any]] = {}
+    with progress(f"{len(tasks)} runs x {steps:,} queries", len(tasks) * steps) as report:
+        done_by_run = {name: 0 for name, _, _ in tasks}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_task, function, args, name, progress_queue): name for name, function, args in tasks}
+            pending = set(futures)
+            while pending:
+                try:
+                    name, done = progress_queue.get(timeout=0.5)
+                    done_by_run[name] = done
+                    report(sum(done_by_run.values()))
+                except queue_module.Empty:
+                    pass
+                for future in [f for f in pending if f.done()]:
+                    pending.discard(future)
+                    results[futures[future]] = future.result()
+    manager.shutdown()
+    return results
 
 
 def run_simulation(
@@ -201,7 +255,9 @@ def run_simulation(
             with (progress or _no_progress)(f"run {spec.name}", queries) as report:
                 results[spec.name] = run_one(settings, spec, queries, seed, ingest_every, report, embedder)
     else:
-        results = _run_parallel(settings, specs, queries, seed, ingest_every, progress or _no_progress, workers)
+        values = settings.model_dump()
+        tasks = [(spec.name, _demo_run, (values, spec, queries, seed, ingest_every)) for spec in specs]
+        results = run_in_processes(tasks, queries, progress or _no_progress, workers)
     learned = results["learned"]
     output: dict[str, Any] = {
         "queries": queries,
@@ -218,31 +274,6 @@ def run_simulation(
             spec.name: float(np.mean(results[spec.name]["rewards"])) for spec in specs if spec.name not in ("learned", "uniform")
         }
     return output
-
-
-def _run_parallel(settings, specs, queries, seed, ingest_every, progress, workers) -> dict[str, dict[str, Any]]:
-    context = multiprocessing.get_context("spawn")
-    manager = context.Manager()
-    progress_queue = manager.Queue()
-    values = settings.model_dump()
-    results: dict[str, dict[str, Any]] = {}
-    with progress(f"{len(specs)} runs x {queries:,} queries", len(specs) * queries) as report:
-        done_by_run = {spec.name: 0 for spec in specs}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(_worker, (values, spec, queries, seed, ingest_every, progress_queue)): spec for spec in specs}
-            pending = set(futures)
-            while pending:
-                try:
-                    name, done = progress_queue.get(timeout=0.5)
-                    done_by_run[name] = done
-                    report(sum(done_by_run.values()))
-                except queue_module.Empty:
-                    pass
-                for future in [f for f in pending if f.done()]:
-                    pending.discard(future)
-                    results[futures[future].name] = future.result()
-    manager.shutdown()
-    return results
 
 
 class _no_progress:

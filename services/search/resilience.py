@@ -73,9 +73,15 @@ class Breaker:
             self._down_since = None
 
     def call(self, work: Callable[[], T]) -> T:
-        """``work()`` unless the breaker is open (then ``BackendUnavailable`` at once); a failure opens it."""
-        if not self.allows():
-            raise BackendUnavailable(f"{self.name} is unreachable; retrying every {self.retry_s:.0f} s")
+        """``work()`` unless the breaker is open (then ``BackendUnavailable`` at once); a failure opens it.
+        Once a retry is due, one caller tries (each waiting up to the timeout would pile up behind a dead
+        server); the others fail fast until it has answered."""
+        with self._lock:
+            if self._down_since is not None:
+                now = self.clock()
+                if now < self._next_try:
+                    raise BackendUnavailable(f"{self.name} is unreachable; retrying every {self.retry_s:.0f} s")
+                self._next_try = now + self.retry_s
         try:
             result = work()
         except REDIS_DOWN as error:
@@ -269,10 +275,12 @@ class SpooledSink:
             logger.warning("%s holds %d bytes of events not yet in Redis; delivering them first", self.path, self.pending_bytes())
 
     def _own(self) -> None:
-        """One process per spool: two writers would interleave their events and deliver each other's twice."""
+        """One process per spool: two writers would interleave their events and deliver each other's twice.
+        A POSIX record lock belongs to the process, so a second sink in this process (a test reopening
+        the app) shares it, and another process is refused."""
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):
             os.close(self._fd)
             raise ConfigError.about(
                 "LTRR_WORKER_ID", f"another running process uses the event spool {self.path}; give every service process on this "

@@ -103,7 +103,8 @@ def test_feedback_that_cannot_be_logged_is_not_acknowledged_and_may_be_retried(c
 
 
 def test_two_service_processes_share_the_ledger_through_redis(settings, embedder, redis_url):
-    with TestClient(build_app(settings, embedder=embedder)) as one, TestClient(build_app(settings, embedder=embedder)) as two:
+    second = settings.model_copy(update={"worker_id": 1})  # each process its own worker id (and spool)
+    with TestClient(build_app(settings, embedder=embedder)) as one, TestClient(build_app(second, embedder=embedder)) as two:
         body = one.post("/search", json={"query": "jazz", "k": 2}).json()
         payload = {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"}
         first = two.post("/feedback", json=payload)
