@@ -567,6 +567,50 @@ def bench_retrieval(
     run_bench_retrieval(dataset, out, split=split, k=k, cache_dir=cache_dir, progress=progress_factory(settings), fail=_fail)
 
 
+@bench_app.command("unbiased-ranker")
+def bench_unbiased_ranker(
+    dataset: Path = typer.Option(..., help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
+    out: Path = typer.Option(..., help="Write the report as JSON here."),
+    train_split: str = typer.Option("train", help="Qrels split whose queries the simulated users click on."),
+    test_split: str = typer.Option("test", help="Qrels split the rankers are scored on."),
+    seeds: str = typer.Option("1,2,3", help="Click-simulation and training seeds, comma-separated."),
+    impressions: int = typer.Option(10, min=1, help="Pages shown per train query."),
+    randomized: float = typer.Option(0.2, min=0.0, max=1.0, help="Share of pages with one adjacent pair in random order."),
+    eta: float = typer.Option(1.0, min=0.0, help="Position-based users: position i is examined with probability (1/i)**eta."),
+    noise: float = typer.Option(0.05, min=0.0, max=1.0, help="Click probability of an examined unjudged document."),
+    cache_dir: Path = typer.Option(Path("results/cache"), help="Cache of document embeddings."),
+) -> None:
+    """Rankers trained from simulated clicks (no correction, inverse-propensity weighting, LightGBM's
+    position-aware lambdarank) against one trained on the judgments and against fusion: nDCG@10 on the test split."""
+    from services.evaluation.bench_unbiased import run_unbiased_benchmark
+    from services.evaluation.click_models import ClickModel
+
+    with _errors_as_one_line():
+        settings = _settings(None)
+        try:
+            seed_list = tuple(int(seed) for seed in seeds.split(","))
+        except ValueError:
+            raise ConfigError.about("--seeds", f"expected comma-separated integers, got {seeds!r}") from None
+        result = run_unbiased_benchmark(dataset, train_split, test_split, seed_list, impressions, randomized,
+                                        ClickModel("pbm", eta=eta, noise=noise), cache_dir, progress_factory(settings))
+    table = Table(title=f"{result['collection']}: rankers from {result['train_split']} clicks, nDCG@10 on {result['test_split']} "
+                        f"({len(seed_list)} seeds)")
+    for column in ("ranker", "nDCG@10", "± se (seeds)", "gain over fusion", "share of supervised gain"):
+        table.add_column(column)
+    for name, entry in result["rankers"].items():
+        share = entry.get("share_of_supervised_gain")
+        table.add_row(name, f"{entry['ndcg@10']:.4f}", f"{entry['se_over_seeds']:.4f}", f"{entry.get('gain_over_fusion', 0.0):+.4f}",
+                      "-" if share is None else f"{share:.0%}")
+    Console().print(table)
+    for name, diff in result["paired_differences"].items():
+        console.print(f"{name}: {diff['mean']:+.4f} nDCG@10 (95% interval {diff['low95']:+.4f} to {diff['high95']:+.4f}, per test query and seed)")
+    console.print("examination, true:      " + " ".join(f"{v:.2f}" for v in result["examination"]["true"]))
+    console.print("examination, estimated: " + " ".join(f"{v:.2f}" for v in result["examination"]["estimated_mean"]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {out}")
+
+
 models_app = typer.Typer(
     help="The saved bandit and ranker versions: list them with their verification, roll CURRENT back.",
     no_args_is_help=True,
