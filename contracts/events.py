@@ -130,6 +130,17 @@ class PageItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Randomization:
+    """The page's randomized part: the results the ranker put at positions ``pair`` and ``pair + 1``
+    (1-based) were shown in random order, ``swapped`` when exchanged. ``probability``: that this pair
+    was chosen for randomization (the swap itself is a fair coin)."""
+
+    pair: int
+    swapped: bool
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
 class ImpressionEvent:
     """One answered search: the context, the chosen plan with its probability and the whole distribution
     (plan name -> probability, in the order the policy saw the plans), the candidates with their exact
@@ -152,6 +163,7 @@ class ImpressionEvent:
     skipped: Mapping[str, str] = field(default_factory=dict)
     draw: float | None = None
     fallback: tuple[str, ...] = ()
+    randomized: Randomization | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -203,6 +215,8 @@ class ImpressionEvent:
             "model_versions": dict(self.model_versions),
             "skipped": dict(self.skipped),
             **({"fallback": list(self.fallback)} if self.fallback else {}),
+            **({} if self.randomized is None else {"randomized": {
+                "pair": self.randomized.pair, "swapped": self.randomized.swapped, "probability": self.randomized.probability}}),
             "schema_version": self.schema_version,
             "event_id": self.event_id,
         }
@@ -264,7 +278,24 @@ class ImpressionEvent:
             skipped={str(k): str(v) for k, v in _mapping(checked, "skipped", optional=True).items()},
             draw=_optional_draw(checked),
             fallback=_optional_ids(checked, "fallback"),
+            randomized=_optional_randomization(checked, len(page)),
         )
+
+
+def _optional_randomization(record: Mapping[str, Any], page_size: int) -> Randomization | None:
+    value = record.get("randomized")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest("randomized", f"expected pair, swapped and probability, got {_short(value)}")
+    pair, swapped, probability = value.get("pair"), value.get("swapped"), value.get("probability")
+    if isinstance(pair, bool) or not isinstance(pair, int) or not 1 <= pair < max(2, page_size):
+        raise BadRequest("randomized.pair", f"expected the upper position of two adjacent results on the page, got {_short(pair)}")
+    if not isinstance(swapped, bool):
+        raise BadRequest("randomized.swapped", f"expected true or false, got {_short(swapped)}")
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0.0 < probability <= 1.0:
+        raise BadRequest("randomized.probability", f"expected a number in (0, 1], got {_short(probability)}")
+    return Randomization(pair, swapped, float(probability))
 
 
 def _optional_ids(record: Mapping[str, Any], name: str) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from contracts import BadRequest, ConfigError
 from contracts.artifacts import file_checksums, replace_directory, sha256_of, write_manifest
 from ranker.features import feature_names, rrf_from_features
 from ranker.lambdamart import MANIFEST_FORMAT, MODEL_FILE
+from ranker.unbiased import fit_from_clicks
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,11 @@ ScoreFunction = Callable[[np.ndarray], np.ndarray]
 # favours the incumbent, and a model trained on fresher data is preferred whenever the two are tied.
 GATE_MAX_WORSE_Z = 2.0
 
+# How clicks become training data: ``naive`` keeps the logged candidates below the page as negatives;
+# the others train on the shown results only (``ranker.unbiased``): ``none`` as they are, ``position``
+# with LightGBM's position-aware lambdarank, ``ipw`` weighted by the inverse examination probability.
+CORRECTIONS = ("naive", "none", "position", "ipw")
+
 
 @dataclass(frozen=True, slots=True)
 class TrainingGroup:
@@ -46,6 +52,15 @@ class TrainingGroup:
     features: np.ndarray
     labels: np.ndarray
     timestamp: float = 0.0
+    positions: np.ndarray | None = None  # 1-based position each row was shown at, 0 below the page (None: not logged)
+
+    def shown(self) -> TrainingGroup:
+        """Only the rows that were on the page, in page order (all rows when positions were not logged)."""
+        if self.positions is None:
+            return self
+        on_page = np.flatnonzero(self.positions > 0)
+        order = on_page[np.argsort(self.positions[on_page], kind="stable")]
+        return TrainingGroup(self.features[order], self.labels[order], self.timestamp, self.positions[order])
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +161,13 @@ def _model_version(booster: lightgbm.Booster) -> str:
     return f"lgbm-{digest[:12]}"
 
 
-def save_model(model: lightgbm.LGBMRanker, directory: Path, manifest: dict) -> None:
+def save_model(booster: lightgbm.Booster, directory: Path, manifest: dict) -> None:
     """Write ``model.txt`` + ``manifest.json`` into a temporary sibling, then rename it into place."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        model.booster_.save_model(str(staging / MODEL_FILE))
+        booster.save_model(str(staging / MODEL_FILE))
         write_manifest(staging, {**manifest, "model_sha256": sha256_of(staging / MODEL_FILE), "files": file_checksums(staging)})
         replace_directory(staging, directory)
     except BaseException:
@@ -170,6 +185,8 @@ def train_and_gate(
     strategies: Sequence[str],
     current_version: str = "rrf-60",
     threads: int = 1,
+    correction: str = "naive",
+    examination: np.ndarray | None = None,
 ) -> GateResult:
     """Train on ``train_groups``, compare with ``current`` on the (later) ``holdout_groups``, save unless
     significantly worse (paired z of per-group nDCG@10 below ``-GATE_MAX_WORSE_Z``).
@@ -178,14 +195,26 @@ def train_and_gate(
     fusion baseline ``sum_s 1/(60 + rank_s)`` from the logged features. Saved to ``out_dir/<version>/``.
     """
     names = feature_names(strategies)
+    if correction not in CORRECTIONS:
+        raise ConfigError.about("correction", f"expected one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    logged_positions = all(group.positions is not None for group in train_groups)
+    if correction != "naive" and logged_positions:
+        train_groups = [shown for shown in (group.shown() for group in train_groups) if (shown.labels > 0).any()]
     x_train, y_train, sizes_train = stack(train_groups)
     x_holdout, y_holdout, sizes_holdout = stack(holdout_groups)
     for label, matrix in (("train_groups", x_train), ("holdout_groups", x_holdout)):
         if matrix.shape[1] != len(names):
             raise ConfigError.about("strategies", f"{label} have {matrix.shape[1]} features but strategies {list(strategies)} give {len(names)}; train with the strategies the rows were logged with")
-    model = fit(x_train, y_train, sizes_train, seed, threads=threads)
-    version = _model_version(model.booster_)
-    new_scores = np.asarray(model.predict(x_holdout), dtype=np.float64)
+    if correction == "naive" or not logged_positions:
+        model = fit(x_train, y_train, sizes_train, seed, threads=threads)
+        booster, params = model.booster_, model.get_params()
+        correction = "naive"
+    else:
+        positions = np.concatenate([group.positions for group in train_groups if group.positions is not None])
+        booster = fit_from_clicks(x_train, y_train, positions, sizes_train, correction, examination, seed, threads)
+        params = {name: value for name, value in booster.params.items() if name != "objective"} | {"correction": correction}
+    version = _model_version(booster)
+    new_scores = np.asarray(booster.predict(x_holdout), dtype=np.float64)
     current_scores = (
         rrf_from_features(x_holdout, strategies) if current is None else np.asarray(current(x_holdout), dtype=np.float64)
     )
@@ -214,10 +243,11 @@ def train_and_gate(
         },
         "metrics": {"holdout_ndcg@10": new_ndcg, "current_ndcg@10": current_ndcg, "current_version": current_version, "paired_z": z,
                     "n_train_groups": len(sizes_train), "n_holdout_groups": len(sizes_holdout)},
-        "training": {"seed": seed, "params": {k: v for k, v in model.get_params().items() if isinstance(v, (int, float, str, bool)) or v is None}},
+        "training": {"seed": seed, "correction": correction,
+                     "params": {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool)) or v is None}},
         "libraries": {"lightgbm": package_version("lightgbm"), "numpy": np.__version__},
     }
     directory = Path(out_dir) / version
-    save_model(model, directory, manifest)
+    save_model(booster, directory, manifest)
     logger.info("ranker gate: %s nDCG@10 %.4f >= current %s %.4f, saved to %s", version, new_ndcg, current_version, current_ndcg, directory)
     return gate_result(accepted=True, reason=f"not significantly worse than current (paired z {z:.2f})", directory=directory)

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         description="Top up a page the plan's strategies filled with fewer than k results, from these in order until it has k "
         "(provenance `fallback`, charged like drawn candidates; dense after lexical, which has no answer for words it does not index); empty: no top-up.",
     )
+    randomize_pages: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="Share of pages on which two adjacent results are shown in random order (logged): the evidence the ranker's "
+        "position-bias correction and its promotion gate read. 0: none.",
+    )
     bandit_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_explore_halflife: int = Field(
         default=1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
@@ -117,7 +122,7 @@ class Settings(BaseSettings):
         default=0, ge=0, description="This worker's or replica's id: with LTRR_SEED set, each id draws its own stream; each has its own event spool."
     )
     workers: int = Field(
-        default=1, ge=1, le=64, description="Worker processes `ltrr serve` runs on one port (they need Redis; entity writes need one worker)."
+        default=1, ge=1, le=64, description="Worker processes `ltrr serve` runs on one port (they need Redis; any of them takes entity writes)."
     )
     policy: str = Field(default="vw", description="Plan policy: vw, uniform, or fixed:<plan> (e.g. fixed:dense=100; omitted strategies draw 0).")
 
@@ -127,6 +132,11 @@ class Settings(BaseSettings):
     ranker_min_new_impressions: int = Field(default=200, ge=1, description="Engaged impressions needed before a retrain.")
     ranker_threads: int = Field(
         default=1, ge=1, description="Threads LightGBM trains with; the trees depend on the count, so it is fixed, not the machine's CPU count."
+    )
+    ranker_correction: Literal["naive", "none", "position"] = Field(
+        default="naive",
+        description="How clicks train the ranker: naive keeps logged candidates below the page as negatives; none and position "
+        "train on the shown results only, position with LightGBM's position-aware lambdarank (see README, Learning from clicks).",
     )
     ranker_holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Newest share of rows held out to gate a retrained ranker.")
     ingest_lateness_s: float = Field(

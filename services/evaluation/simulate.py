@@ -172,6 +172,7 @@ def open_run_pipeline(
         hash_user=synthetic_ids,
         attribution_window_s=settings.attribution_window_s,
         fallback_strategies=fallback_strategies(settings),
+        randomize_pages=settings.randomize_pages,
     )
     return pipeline, retrievers, memory
 

@@ -241,12 +241,14 @@ class Ingestor:
         report.finalized += 1
         report.reward_sum += logged.reward
         if logged.engaged and impression.candidates:
+            shown_at = {item.entity_id: item.position for item in impression.page}
             row = TrainingRow(
                 request_id=logged.request_id,
                 time=logged.time,
                 ranker=impression.model_versions.get("ranker", ""),
                 features=tuple(candidate.features for candidate in impression.candidates),
                 labels=tuple(logged.engaged.get(candidate.entity_id, 0) for candidate in impression.candidates),
+                positions=tuple(shown_at.get(candidate.entity_id, 0) for candidate in impression.candidates),
             )
             rows.write(row.to_line())
             report.training_rows += 1

@@ -1,5 +1,6 @@
 """Ranker training rows: one engaged impression's logged candidates, the exact features they were scored
-with and their graded labels (``Engagement.grade``; 0 for none). Ingest appends them as JSON lines and
+with, their graded labels (``Engagement.grade``; 0 for none) and the position each was shown at (0: not
+on the page; rows written before positions were logged have none). Ingest appends them as JSON lines and
 training reads the newest back."""
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ class TrainingRow:
     ranker: str
     features: tuple[tuple[float, ...], ...]
     labels: tuple[int, ...]
+    positions: tuple[int, ...] = ()
 
     def to_line(self) -> str:
-        return row_line(self.request_id, self.time, self.ranker, [list(row) for row in self.features], list(self.labels))
+        return row_line(self.request_id, self.time, self.ranker, [list(row) for row in self.features], list(self.labels),
+                        list(self.positions))
 
     @classmethod
     def from_line(cls, line: str) -> TrainingRow:
@@ -31,10 +34,14 @@ class TrainingRow:
             ranker=str(record.get("ranker", "")),
             features=tuple(tuple(float(value) for value in row) for row in record["features"]),
             labels=tuple(int(label) for label in record["labels"]),
+            positions=tuple(int(position) for position in record.get("positions", ())),
         )
 
 
-def row_line(request_id: str, time: float, ranker: str, features: Sequence[Sequence[float]], labels: Sequence[int]) -> str:
+def row_line(request_id: str, time: float, ranker: str, features: Sequence[Sequence[float]], labels: Sequence[int],
+             positions: Sequence[int] = ()) -> str:
     """One row as its JSON line (``TrainingRow.from_line`` reads it back)."""
     record: dict[str, Any] = {"request_id": request_id, "time": time, "ranker": ranker, "features": features, "labels": labels}
+    if positions:
+        record["positions"] = positions
     return orjson.dumps(record).decode("utf-8") + "\n"

@@ -75,9 +75,11 @@ def _row(opened: _Open, logged: LoggedRound) -> str | None:
     """The ranker training row of an engaged impression, straight from the logged candidates (``None`` when
     it has none or they are not a table of numbers)."""
     try:
-        candidates = orjson.loads(opened.text)["candidates"]
+        record = orjson.loads(opened.text)
+        candidates = record["candidates"]
         entity_ids = [str(candidate["entity_id"]) for candidate in candidates]
         features = [candidate["features"] for candidate in candidates]
+        shown_at = {str(item["entity_id"]): int(item["position"]) for item in record.get("page", ())}
         width = np.asarray(features, dtype=np.float64).shape  # a ragged or non-numeric table raises here
     except (ValueError, KeyError, TypeError) as error:
         logger.warning("request %s: candidates not usable for training: %s", logged.request_id, error)
@@ -85,7 +87,8 @@ def _row(opened: _Open, logged: LoggedRound) -> str | None:
     if not entity_ids or len(width) != 2:
         return None
     labels = [logged.engaged.get(entity_id, 0) for entity_id in entity_ids]
-    return row_line(logged.request_id, logged.time, opened.impression.model_versions.get("ranker", ""), features, labels)
+    positions = [shown_at.get(entity_id, 0) for entity_id in entity_ids]
+    return row_line(logged.request_id, logged.time, opened.impression.model_versions.get("ranker", ""), features, labels, positions)
 
 
 @dataclass(slots=True)

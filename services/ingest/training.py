@@ -32,7 +32,8 @@ def rows_from_file(rows_path: Path) -> list[str]:
 
 def load_groups(lines: Sequence[str], width: int, max_groups: int = MAX_GROUPS) -> list[TrainingGroup]:
     """The newest ``max_groups`` of ``lines`` (oldest first) whose feature width matches, one per request id;
-    per row every engaged candidate and the first ``MAX_NEGATIVES_PER_GROUP`` others in logged (ranked) order."""
+    per row every engaged candidate and the first ``MAX_NEGATIVES_PER_GROUP`` others in logged (ranked)
+    order, with the position each was shown at (0: below the page) when the row has them."""
     groups = []
     seen: set[str] = set()
     for line in lines[-max_groups:]:
@@ -46,7 +47,8 @@ def load_groups(lines: Sequence[str], width: int, max_groups: int = MAX_GROUPS) 
         labels = np.asarray(row.labels, dtype=np.float64)
         negatives = np.flatnonzero(labels == 0)[:MAX_NEGATIVES_PER_GROUP]
         keep = np.sort(np.concatenate([np.flatnonzero(labels > 0), negatives]))
-        groups.append(TrainingGroup(features[keep], labels[keep], row.time))
+        positions = np.asarray(row.positions, dtype=np.int64)[keep] if len(row.positions) == len(labels) else None
+        groups.append(TrainingGroup(features[keep], labels[keep], row.time, positions))
     return groups
 
 
@@ -76,6 +78,7 @@ def retrain_ranker(
         strategies=strategies,
         current_version=serving.version,
         threads=settings.ranker_threads,
+        correction=settings.ranker_correction,
     )
     if not result.accepted:
         return f"kept {serving.version}: {result.reason}"

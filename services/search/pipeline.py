@@ -41,6 +41,7 @@ from contracts.events import (
     LoggedCandidate,
     LoggedQuery,
     PageItem,
+    Randomization,
 )
 from memory_index.base import MemoryStore
 from ranker.base import Ranker
@@ -151,11 +152,14 @@ class Pipeline:
     max_concurrent: int = 2  # searches admitted at once (the service's admission control); sizes the retriever pool
     observer: Observer = field(default_factory=NoObserver)
     degraded: Callable[[], tuple[str, ...]] = tuple  # the dependencies currently down (the stack knows)
+    randomize_pages: float = 0.0  # share of pages with one adjacent pair in random order (LTRR_RANDOMIZE_PAGES)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _catalog_seen: int = field(default=0, init=False)  # journal lines this process's in-memory state has
     _journal_size: int = field(default=-1, init=False)
     _policy_lock: threading.Lock = field(default_factory=threading.Lock)
     _executor: ThreadPoolExecutor = field(init=False)
+    _page_rng: np.random.Generator = field(init=False)
+    _page_rng_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.fallback_strategies if name not in self.retrievers]
@@ -163,6 +167,9 @@ class Pipeline:
             raise ConfigError.about(
                 "fallback_strategies", f"{unknown[0]!r} is not a configured strategy ({', '.join(sorted(self.retrievers))}); name configured ones, or none"
             )
+        if not 0.0 <= self.randomize_pages <= 1.0:
+            raise ConfigError.about("randomize_pages", f"expected a share of pages from 0 to 1, got {self.randomize_pages}")
+        self._page_rng = self.rng.spawn(1)[0]  # its own stream: the plan draws stay as they were
         # Every admitted search finds a thread for each of its retrievers, so no budget runs out in a queue here.
         workers = (max(2, len(self.retrievers)) + len(self.fallback_strategies)) * max(1, self.max_concurrent)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retriever")
@@ -232,7 +239,7 @@ class Pipeline:
         ranking = time.perf_counter()
         ranked = ranker.rank(query, candidates, self.facts) if candidates else []
         self.observer.stage("ranker", time.perf_counter() - ranking)
-        page = ranked[:k]
+        page, randomized = self._randomize(ranked[:k])
         request_id = new_id()
         # The version that made the decision: a reload or an in-process update may have swapped it since.
         versions = {"policy": decision.policy_version, "ranker": ranker.version}
@@ -240,13 +247,29 @@ class Pipeline:
         self.ledger.record(request_id, ShownPage(now, k, tuple(scored.entity_id for scored in page)))
         self.event_log.append(
             impression_event(
-                request_id, query, context.features, decision, candidates, ranked[: k + LOGGED_BELOW_PAGE], page, versions, skipped, fallback
+                request_id, query, context.features, decision, candidates, ranked[: k + LOGGED_BELOW_PAGE], page, versions, skipped, fallback,
+                randomized,
             )
         )
         provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
         added = set(fallback)
         results = tuple(self._result_item(scored, provenance[scored.entity_id], added) for scored in page)
         return SearchOutcome(request_id, results, decision, skipped, versions, len(candidates), fallback, self.degraded())
+
+    def _randomize(self, page: Sequence[Scored]) -> tuple[list[Scored], Randomization | None]:
+        """On ``randomize_pages`` of the pages, two adjacent results (the upper one uniform over the page)
+        are shown in random order: evidence of how much each position is examined that no ranker chose."""
+        shown = list(page)
+        if self.randomize_pages <= 0 or len(shown) < 2:
+            return shown, None
+        with self._page_rng_lock:
+            if self._page_rng.random() >= self.randomize_pages:
+                return shown, None
+            pair = int(self._page_rng.integers(1, len(shown)))
+            swapped = bool(self._page_rng.random() < 0.5)
+        if swapped:
+            shown[pair - 1], shown[pair] = shown[pair], shown[pair - 1]
+        return shown, Randomization(pair, swapped, self.randomize_pages / (len(shown) - 1))
 
     def _retrieve(
         self, query: Query, jobs: Mapping[str, int], budget_s: float, running: list[Future[list[Hit]]]
@@ -533,6 +556,7 @@ def impression_event(
     versions: Mapping[str, str],
     skipped: Mapping[str, str],
     fallback: Sequence[str] = (),
+    randomized: Randomization | None = None,
 ) -> ImpressionEvent:
     """The impression record: everything replay and training need, so nothing is recomputed later."""
     provenance = {candidate.entity_id: candidate.provenance for candidate in candidates}
@@ -565,6 +589,7 @@ def impression_event(
         model_versions=dict(versions),
         skipped=dict(skipped),
         fallback=tuple(fallback),
+        randomized=randomized,
     )
 
 

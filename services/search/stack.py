@@ -147,6 +147,7 @@ def _open_stack(
             max_concurrent=concurrent_searches(settings),
             observer=metrics,
             degraded=lambda: ("memory_index", "event_stream") if breaker.down else (),
+            randomize_pages=settings.randomize_pages,
         )
         finished = pipeline.finish_interrupted_writes()
         if finished:
