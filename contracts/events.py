@@ -289,7 +289,7 @@ def _optional_randomization(record: Mapping[str, Any], page_size: int) -> Random
     if not isinstance(value, dict):
         raise BadRequest("randomized", f"expected pair, swapped and probability, got {_short(value)}")
     pair, swapped, probability = value.get("pair"), value.get("swapped"), value.get("probability")
-    if isinstance(pair, bool) or not isinstance(pair, int) or not 1 <= pair < max(2, page_size):
+    if isinstance(pair, bool) or not isinstance(pair, int) or not 1 <= pair < page_size:
         raise BadRequest("randomized.pair", f"expected the upper position of two adjacent results on the page, got {_short(pair)}")
     if not isinstance(swapped, bool):
         raise BadRequest("randomized.swapped", f"expected true or false, got {_short(swapped)}")

@@ -197,15 +197,18 @@ def train_and_gate(
     names = feature_names(strategies)
     if correction not in CORRECTIONS:
         raise ConfigError.about("correction", f"expected one of {', '.join(CORRECTIONS)}, got {correction!r}")
-    logged_positions = all(group.positions is not None for group in train_groups)
-    if correction != "naive" and logged_positions:
-        train_groups = [shown for shown in (group.shown() for group in train_groups) if (shown.labels > 0).any()]
+    with_positions = [group for group in train_groups if group.positions is not None]
+    logged_positions = correction != "naive" and len(with_positions) >= 20
+    if logged_positions:  # rows logged before positions were cannot say what was shown: left out
+        train_groups = [shown for shown in (group.shown() for group in with_positions) if (shown.labels > 0).any()]
+    elif correction != "naive":
+        logger.warning("ranker: %d of %d training groups have logged positions; trained as correction=naive", len(with_positions), len(train_groups))
     x_train, y_train, sizes_train = stack(train_groups)
     x_holdout, y_holdout, sizes_holdout = stack(holdout_groups)
     for label, matrix in (("train_groups", x_train), ("holdout_groups", x_holdout)):
         if matrix.shape[1] != len(names):
             raise ConfigError.about("strategies", f"{label} have {matrix.shape[1]} features but strategies {list(strategies)} give {len(names)}; train with the strategies the rows were logged with")
-    if correction == "naive" or not logged_positions:
+    if not logged_positions:
         model = fit(x_train, y_train, sizes_train, seed, threads=threads)
         booster, params = model.booster_, model.get_params()
         correction = "naive"

@@ -123,16 +123,20 @@ def fit_from_clicks(
     threads: int = 1,
     rounds: int = 200,
 ) -> lightgbm.Booster:
-    """A ranker trained on shown results only (``positions`` 1-based, as shown) with their clicks, and
-    ``method``: ``none`` (plain lambdarank on clicks), ``ipw`` (``examination`` per position, from
+    """A ranker trained on shown results only (``positions`` 1-based, as shown) with their graded
+    engagement (``clicks``: 0 none, higher is better; ``ipw`` uses clicked or not), and ``method``: ``none`` (plain lambdarank on clicks), ``ipw`` (``examination`` per position, from
     ``examination_from_swaps``) or ``position`` (LightGBM learns the position bias)."""
     if method not in METHODS:
         raise ConfigError.about("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
     positions = np.asarray(positions, dtype=int)
+    grades = np.asarray(clicks)
+    if not (len(features) == len(grades) == len(positions) == int(np.sum(group_sizes))):
+        raise BadRequest("group_sizes", f"features, clicks and positions have {len(features)}, {len(grades)} and {len(positions)} rows; "
+                         f"group_sizes add up to {int(np.sum(group_sizes))}: one row per shown result")
     if positions.min(initial=1) < 1:
         raise BadRequest("positions", "positions are 1-based (the first result is 1)")
     params: dict[str, Any] = {**TREE_PARAMS, "seed": seed, "num_threads": threads}
-    labels = (np.asarray(clicks) > 0).astype(np.int32)
+    labels = (grades > 0).astype(np.int32)
     if method == "ipw":
         if examination is None:
             raise ConfigError.about("examination", "ipw needs the examination probability per position (examination_from_swaps)")
@@ -141,7 +145,7 @@ def fit_from_clicks(
         params["objective"] = ipw_lambdarank(labels, propensities, np.asarray(group_sizes, dtype=int))
         dataset = lightgbm.Dataset(features, label=labels, group=group_sizes, free_raw_data=False)
         return lightgbm.train(params, dataset, num_boost_round=rounds)
-    params["objective"] = "lambdarank"
-    dataset = lightgbm.Dataset(features, label=labels, group=group_sizes,
+    params["objective"] = "lambdarank"  # graded: a play counts more than a click, as in the naive ranker
+    dataset = lightgbm.Dataset(features, label=np.maximum(grades, 0).astype(np.int32), group=group_sizes,
                                position=positions - 1 if method == "position" else None, free_raw_data=False)
     return lightgbm.train(params, dataset, num_boost_round=rounds)

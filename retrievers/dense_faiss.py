@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,6 +30,14 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 KINDS = ("flat", "hnsw")
+
+
+def _fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _faiss() -> Any:
@@ -168,13 +177,16 @@ class FaissDenseRetriever:
     # ----------------------------------------------------------------- persistence
 
     def save(self) -> None:
-        """Write ``index.faiss``, ``ids.json`` and ``manifest.json`` to ``index_dir``."""
+        """Write the index (``index-<token>.faiss``), ``manifest.json`` and ``ids.json`` to ``index_dir``.
+        ``ids.json`` names its index file and is replaced last, fsynced: a reader (another worker starting)
+        or a crash at any point sees one whole save, the previous or this one."""
         faiss = _faiss()
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        staged = {name: self.index_dir / f".{name}.tmp" for name in ("index.faiss", "ids.json", "manifest.json")}
+        index_file = f"index-{uuid.uuid4().hex[:12]}.faiss"
         with self._lock:
-            faiss.write_index(self._index, str(staged["index.faiss"]))
+            faiss.write_index(self._index, str(self.index_dir / index_file))
             ids = {
+                "index_file": index_file,
                 "ids": {str(i): e for i, e in self._entity_by_int.items()},
                 "tombstones": sorted(self._tombstones),
                 "next_id": self._next_id,
@@ -188,17 +200,23 @@ class FaissDenseRetriever:
                 "hnsw_m": self.hnsw_m,
                 "ef_construction": self.ef_construction,
             }
-        staged["ids.json"].write_text(json.dumps(ids))
-        staged["manifest.json"].write_text(json.dumps(manifest, indent=2) + "\n")
-        for name, path in staged.items():  # no reader (another worker starting) sees a half-written file
-            os.replace(path, self.index_dir / name)
+        _fsync_file(self.index_dir / index_file)
+        for name, content in (("manifest.json", json.dumps(manifest, indent=2) + "\n"), ("ids.json", json.dumps(ids))):
+            staged = self.index_dir / f".{name}.tmp"
+            staged.write_text(content)
+            _fsync_file(staged)
+            os.replace(staged, self.index_dir / name)
+        _fsync_file(self.index_dir)
+        for stale in [*self.index_dir.glob("index-*.faiss"), self.index_dir / "index.faiss"]:
+            if stale.name != index_file and stale.exists():
+                stale.unlink()
         logger.info("dense index saved to %s (%d entities)", self.index_dir, manifest["count"])
 
     @classmethod
     def open(cls, embedder: TextEncoder, index_dir: Path | str, ef_search: int = 128) -> FaissDenseRetriever:
         """Load what ``save`` wrote; ``ArtifactError`` when missing or built for another model/dimension."""
         index_dir = Path(index_dir)
-        paths = [index_dir / name for name in ("manifest.json", "ids.json", "index.faiss")]
+        paths = [index_dir / name for name in ("manifest.json", "ids.json")]
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
             raise ArtifactError(
@@ -209,6 +227,9 @@ class FaissDenseRetriever:
             ids = json.loads(paths[1].read_text())
         except (OSError, ValueError) as error:
             raise ArtifactError(f"index_dir: unreadable dense index at {index_dir} ({error}); run `ltrr index`") from error
+        paths.append(index_dir / str(ids.get("index_file", "index.faiss")))  # older saves wrote index.faiss
+        if not paths[2].is_file():
+            raise ArtifactError(f"index_dir: no dense index at {index_dir} (missing {paths[2].name}); run `ltrr index` to build it")
         if manifest.get("format_version") != FORMAT_VERSION or manifest.get("kind") not in KINDS:
             raise ArtifactError(
                 f"index_dir: dense index at {index_dir} has format {manifest.get('format_version')!r}/"

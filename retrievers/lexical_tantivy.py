@@ -231,9 +231,13 @@ class TantivyLexicalRetriever:
         self._writer.commit()
         self._index.reload()
         self._write_manifest()
-        if not self.hold_writer:
-            self._writer.wait_merging_threads()
-            self._writer = None
+
+    def _release_locked(self) -> None:
+        """Without ``hold_writer``, give the writer lock back after every write, also a failed one: another
+        process writes next."""
+        if not self.hold_writer and self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.wait_merging_threads()
 
     def refresh(self) -> None:
         """Search the index as last committed, also by another process."""
@@ -270,20 +274,34 @@ class TantivyLexicalRetriever:
         if not entities:
             return
         with self._lock:
-            writer = self._writer_locked()
-            for entity in {e.id: e for e in entities}.values():
-                writer.delete_documents_by_term("id", entity.id)
-                writer.add_document(self._document(entity))
-            self._commit_locked()
+            try:
+                writer = self._writer_locked()
+                for entity in {e.id: e for e in entities}.values():
+                    writer.delete_documents_by_term("id", entity.id)
+                    writer.add_document(self._document(entity))
+                self._commit_locked()
+            except BaseException:
+                if self._writer is not None:
+                    self._writer.rollback()
+                raise
+            finally:
+                self._release_locked()
 
     def delete(self, ids: Sequence[str]) -> None:
         if not ids:
             return
         with self._lock:
-            writer = self._writer_locked()
-            for entity_id in set(ids):
-                writer.delete_documents_by_term("id", entity_id)
-            self._commit_locked()
+            try:
+                writer = self._writer_locked()
+                for entity_id in set(ids):
+                    writer.delete_documents_by_term("id", entity_id)
+                self._commit_locked()
+            except BaseException:
+                if self._writer is not None:
+                    self._writer.rollback()
+                raise
+            finally:
+                self._release_locked()
 
     def close(self) -> None:
         """Release the writer lock (waits for background merges)."""

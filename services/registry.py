@@ -272,7 +272,7 @@ def _lexical(parts: RetrieverParts) -> Retriever:
         from retrievers.lexical_tantivy import TantivyLexicalRetriever
 
         return TantivyLexicalRetriever.open(Paths(settings.data_dir).lexical, popularity_prior=settings.lexical_popularity_prior,
-                                            hold_writer=settings.workers <= 1)  # workers take turns writing
+                                            hold_writer=False)  # every process on the data directory may write: they take turns
 
 
 def _dense(parts: RetrieverParts) -> Retriever:

@@ -105,9 +105,9 @@ class Settings(BaseSettings):
         "(provenance `fallback`, charged like drawn candidates; dense after lexical, which has no answer for words it does not index); empty: no top-up.",
     )
     randomize_pages: float = Field(
-        default=0.2, ge=0.0, le=1.0,
-        description="Share of pages on which two adjacent results are shown in random order (logged): the evidence the ranker's "
-        "position-bias correction and its promotion gate read. 0: none.",
+        default=0.0, ge=0.0, le=1.0,
+        description="Share of pages on which two adjacent results are shown in random order, logged (pair, swapped, probability): "
+        "evidence of how much each position is examined that no ranker chose. 0 (the default): none.",
     )
     bandit_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="Share of traffic the bandit spends exploring.")
     bandit_explore_halflife: int = Field(

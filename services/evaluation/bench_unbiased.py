@@ -197,19 +197,22 @@ def run_unbiased_benchmark(
                 supervised_groups.append(TrainingGroup(found.features, labels))
     per_seed: dict[str, list[np.ndarray]] = {name: [] for name in RANKERS}
     estimates = []
-    for seed in seeds:
-        x, y, sizes = stack(supervised_groups)
-        model = fit(x, y, sizes, seed=seed, threads=threads)
-        per_seed["supervised"].append(_evaluate(model.predict, candidates, test))
-        log = simulate_clicks(candidates, train, users, impressions, randomized, seed)
-        x, y, sizes = stack([g for g in log.naive_groups if g.labels.any()])
-        model = fit(x, y, sizes, seed=seed, threads=threads)
-        per_seed["naive"].append(_evaluate(model.predict, candidates, test))
-        examination = examination_from_swaps(log.evidence, PAGE)
-        estimates.append(examination)
-        for method in ("none", "ipw", "position"):
-            booster = fit_from_clicks(log.features, log.clicks, log.positions, log.group_sizes, method, examination, seed, threads)
-            per_seed[method].append(_evaluate(booster.predict, candidates, test))
+    with (progress or _no_progress)("rankers trained", len(seeds) * len(RANKERS)) as advance:
+        for done, seed in enumerate(seeds):
+            x, y, sizes = stack(supervised_groups)
+            model = fit(x, y, sizes, seed=seed, threads=threads)
+            per_seed["supervised"].append(_evaluate(model.predict, candidates, test))
+            log = simulate_clicks(candidates, train, users, impressions, randomized, seed)
+            x, y, sizes = stack([g for g in log.naive_groups if g.labels.any()])
+            model = fit(x, y, sizes, seed=seed, threads=threads)
+            per_seed["naive"].append(_evaluate(model.predict, candidates, test))
+            advance(done * len(RANKERS) + 2)
+            examination = examination_from_swaps(log.evidence, PAGE)
+            estimates.append(examination)
+            for offset, method in enumerate(("none", "ipw", "position"), start=3):
+                booster = fit_from_clicks(log.features, log.clicks, log.positions, log.group_sizes, method, examination, seed, threads)
+                per_seed[method].append(_evaluate(booster.predict, candidates, test))
+                advance(done * len(RANKERS) + offset)
     fusion_mean = float(fusion.mean())
     rankers: dict[str, Any] = {"fusion": {"ndcg@10": fusion_mean, "se_over_seeds": 0.0}}
     for name, values in per_seed.items():

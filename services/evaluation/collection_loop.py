@@ -178,15 +178,16 @@ def summarize(runs: dict[str, dict[str, Any]], window: int) -> dict[str, Any]:
             for metric in METRICS:
                 entry[metric] = _mean_se(np.asarray(run[metric][start : start + window], dtype=float))
             run_windows.append(entry)
-        head = [i for i in range(max(0, count - window), count) if run["kinds"][i] == "head"]
+        last_start = (count // window - 1) * window  # the last full window, as in the table
+        head = [i for i in range(last_start, last_start + window) if run["kinds"][i] == "head"]
         summary["runs"][name] = {
             "windows": run_windows,
             "last_window_head_ndcg@10": _mean_se(np.asarray([run["ndcg@10"][i] for i in head], dtype=float)) if head else None,
         }
     learned = runs.get("learned")
     if learned is not None:
-        count = len(learned["reward"])
-        tail = slice(max(0, count - window), count)
+        last_start = (len(learned["reward"]) // window - 1) * window
+        tail = slice(last_start, last_start + window)
         for name, run in runs.items():
             if name == "learned":
                 continue

@@ -82,7 +82,7 @@ def _row(opened: _Open, logged: LoggedRound) -> str | None:
         shown_at = {str(item["entity_id"]): int(item["position"]) for item in record.get("page", ())}
         width = np.asarray(features, dtype=np.float64).shape  # a ragged or non-numeric table raises here
     except (ValueError, KeyError, TypeError) as error:
-        logger.warning("request %s: candidates not usable for training: %s", logged.request_id, error)
+        logger.warning("request %s: candidates or page not usable for training: %s", logged.request_id, error)
         return None
     if not entity_ids or len(width) != 2:
         return None

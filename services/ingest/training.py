@@ -32,8 +32,8 @@ def rows_from_file(rows_path: Path) -> list[str]:
 
 def load_groups(lines: Sequence[str], width: int, max_groups: int = MAX_GROUPS) -> list[TrainingGroup]:
     """The newest ``max_groups`` of ``lines`` (oldest first) whose feature width matches, one per request id;
-    per row every engaged candidate and the first ``MAX_NEGATIVES_PER_GROUP`` others in logged (ranked)
-    order, with the position each was shown at (0: below the page) when the row has them."""
+    per row every engaged candidate, every shown one and the first ``MAX_NEGATIVES_PER_GROUP`` others in
+    logged (ranked) order, with the position each was shown at (0: below the page) when the row has them."""
     groups = []
     seen: set[str] = set()
     for line in lines[-max_groups:]:
@@ -45,10 +45,11 @@ def load_groups(lines: Sequence[str], width: int, max_groups: int = MAX_GROUPS) 
         if features.ndim != 2 or features.shape[1] != width:
             continue
         labels = np.asarray(row.labels, dtype=np.float64)
+        logged = np.asarray(row.positions, dtype=np.int64) if len(row.positions) == len(labels) else None
         negatives = np.flatnonzero(labels == 0)[:MAX_NEGATIVES_PER_GROUP]
-        keep = np.sort(np.concatenate([np.flatnonzero(labels > 0), negatives]))
-        positions = np.asarray(row.positions, dtype=np.int64)[keep] if len(row.positions) == len(labels) else None
-        groups.append(TrainingGroup(features[keep], labels[keep], row.time, positions))
+        kept = [np.flatnonzero(labels > 0), negatives] + ([np.flatnonzero(logged > 0)] if logged is not None else [])
+        keep = np.unique(np.concatenate(kept))  # sorted: the logged (ranked) order
+        groups.append(TrainingGroup(features[keep], labels[keep], row.time, None if logged is None else logged[keep]))
     return groups
 
 

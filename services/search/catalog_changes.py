@@ -10,11 +10,12 @@ import fcntl
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from catalog.schema import Entity
-from contracts import EntityFacts
+from contracts import BackendUnavailable, EntityFacts
 from memory_index.base import MemoryStore
 from memory_index.cold_start import cold_start as predict_pairs
 from retrievers.text import normalize_query
@@ -39,6 +40,23 @@ def cold_start(memory: MemoryStore, entities: Iterable[Entity]) -> int:
     return predict_pairs(memory, (entity_facts(e) for e in entities), normalize_query)
 
 
+def _flock(descriptor: int, timeout_s: float | None, path: Path) -> None:
+    if timeout_s is None:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise BackendUnavailable(
+                    f"the catalog is being written by another process for over {timeout_s:.0f} s ({path}); retry the write"
+                ) from None
+            time.sleep(0.05)
+
+
 class CatalogChanges:
     """A write-ahead journal of entity writes: each write is appended and fsynced *before* any index
     changes, and marked applied (``<journal>.applied`` holds the count of applied lines) once every index
@@ -59,18 +77,25 @@ class CatalogChanges:
         self._depth = 0
         self._lock_file: int | None = None
         with self.locked():
-            self._cut_torn_tail()
             if not self.applied_path.exists():
                 self._write_applied(self._count_lines())  # a journal from before the marker existed: its writes are in
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Exclusive use of the journal and the indexes it describes, across processes (re-entrant)."""
+    def locked(self, timeout_s: float | None = None) -> Iterator[None]:
+        """Exclusive use of the journal and the indexes it describes, across processes (re-entrant). A torn
+        last line (a writer killed mid-append) is cut off first. ``BackendUnavailable`` when another
+        process holds it for longer than ``timeout_s`` (``None``: wait)."""
         with self._lock:
             if self._depth == 0:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._lock_file = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                try:
+                    _flock(self._lock_file, timeout_s, self.lock_path)
+                except BaseException:
+                    os.close(self._lock_file)
+                    self._lock_file = None
+                    raise
+                self._cut_torn_tail()
             self._depth += 1
             try:
                 yield
@@ -124,7 +149,8 @@ class CatalogChanges:
             return
         with open(self.path, encoding="utf-8") as handle:
             for line in handle:
-                yield json.loads(line)
+                if line.endswith("\n"):  # an unterminated last line is a write still (or never) being appended
+                    yield json.loads(line)
 
     def apply(self, entities: list[Entity]) -> list[Entity]:
         """``entities`` with every recorded change applied, in order."""

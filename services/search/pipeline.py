@@ -54,6 +54,8 @@ from services.search.ledger import Claim, LocalLedger, RequestLedger, ShownPage
 
 logger = logging.getLogger(__name__)
 
+CATALOG_LOCK_TIMEOUT_S = 30.0  # an entity write waits this long for another process's write to finish
+
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 FEEDBACK_PER_RESULT = 3
@@ -403,10 +405,11 @@ class Pipeline:
     # -- catalog updates ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _catalog_locked(self) -> Iterator[None]:
+    def _catalog_locked(self, timeout_s: float | None = CATALOG_LOCK_TIMEOUT_S) -> Iterator[None]:
         """One writer of the indexes at a time: among this process's threads, and with a journal, among
-        every process on the data directory."""
-        with self._write_lock, (self.catalog_changes.locked() if self.catalog_changes is not None else contextlib.nullcontext()):
+        every process on the data directory (``BackendUnavailable``, a 503, after ``timeout_s``)."""
+        journal = self.catalog_changes.locked(timeout_s) if self.catalog_changes is not None else contextlib.nullcontext()
+        with self._write_lock, journal:
             yield
 
     def upsert(self, entities: Sequence[Entity]) -> None:
@@ -446,7 +449,7 @@ class Pipeline:
         writes): apply the journaled writes a crash left unapplied; returns how many."""
         if self.catalog_changes is None:
             return 0
-        with self._catalog_locked():
+        with self._catalog_locked(timeout_s=None):
             self._catalog_seen = self.catalog_changes.applied()
             finished, _ = self._sync_catalog_locked()
             return finished

@@ -49,17 +49,17 @@ CATALOG_FOLLOW_S = 0.5  # how soon an entity write one worker took reaches the o
 def _follow(pipeline: Pipeline) -> None:
     followed = pipeline.follow_catalog()
     if followed:
-        logger.info("followed %d entity writes another worker took", followed)
+        logger.info("followed %d entity writes another process took", followed)
 
 
 def start_background(stack: Stack, learn_in_process: InProcessLearning | None = None) -> None:
     """Without Redis the memory index lives here, so ``learn_in_process(stack)`` (the composition root's
     in-process ingest) runs every LTRR_INGEST_INTERVAL_S; with Redis, published models are reloaded. With
-    several workers, each refreshes its gauges every few seconds (a scrape reaches one of them) and follows
-    the entity writes the others took."""
+    several workers, each refreshes its gauges every few seconds (a scrape reaches one of them). Every
+    process follows the entity writes other processes on its data directory took."""
+    stack.threads.append(_every(stack, CATALOG_FOLLOW_S, "catalog-follower", lambda: _follow(stack.pipeline)))
     if stack.settings.workers > 1:
         stack.threads.append(_every(stack, METRICS_REFRESH_S, "metrics-refresh", lambda: refresh_metrics(stack, stack.metrics)))
-        stack.threads.append(_every(stack, CATALOG_FOLLOW_S, "catalog-follower", lambda: _follow(stack.pipeline)))
     if stack.pipeline.memory.backend == "local":
         if learn_in_process is None:
             logger.warning("no Redis and no in-process learning: this service will not learn from its feedback")

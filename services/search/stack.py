@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import redis
 
-from contracts import BackendUnavailable
+from contracts import BackendUnavailable, LtrrError
 from contracts.artifacts import ModelStore
 from memory_index.base import MemoryStore
 from memory_index.redis_store import RedisMemoryStore
@@ -83,20 +83,6 @@ def open_stack(
     """Open indexes, the memory store, models and the event log, and compose the pipeline."""
     paths = Paths(settings.data_dir)
     changes = CatalogChanges(paths.catalog_changes)
-    with changes.locked():  # the catalog, the indexes as saved and the journal read as one state (other workers write)
-        return _open_stack(settings, paths, changes, embedder, memory, clock, metrics)
-
-
-def _open_stack(
-    settings: Settings,
-    paths: Paths,
-    changes: CatalogChanges,
-    embedder: Embedder | None,
-    memory: MemoryStore | None,
-    clock: Callable[[], float] | None,
-    metrics: Metrics | None,
-) -> Stack:
-    entities = changes.apply(load_catalog(settings))
     plans = plans_from(settings)
     reward_config(settings)  # checked before anything starts: the in-process ingest and `ltrr ingest` use it
     local_redis = None
@@ -109,49 +95,55 @@ def _open_stack(
     randomness = process_randomness(settings, "serve")
     event_log: EventSink | None = None
     try:
-        try:
-            cold_start(memory, entities)
-        except BackendUnavailable:
-            logger.error("the memory index's cold start is skipped (Redis does not answer); it runs at the next start")
         models = ModelStore(paths.models)
         salt_redis = memory.url if isinstance(memory, RedisMemoryStore) else None
         breaker = Breaker("Redis")
         event_log = open_event_sink(settings, memory, paths, breaker)
         ledger = open_ledger(settings, memory, breaker)
-        memory = request_path_memory(settings, memory, breaker)
+        shared_memory, memory = memory, request_path_memory(settings, memory, breaker)
         metrics = metrics or Metrics()
         encoder: TextEncoder | None = embedder
         if settings.backend == "embedded" and {"dense", "explore"} & set(settings.strategies):
             encoder = TimedEncoder(embedder or Embedder(threads=settings.encoder_threads), metrics)
-        retrievers = open_retrievers(settings, memory, encoder, seed=randomness.library_seed)
-        dense = retrievers.get("dense")
-        pipeline = Pipeline(
-            retrievers=retrievers,
-            policy=make_policy(settings, plans, models, seed=randomness.library_seed),
-            plans=plans,
-            ranker=make_ranker(settings, models),
-            memory=memory,
-            gazetteer=Gazetteer.from_entities(entities),
-            facts={entity.id: entity_facts(entity) for entity in entities},
-            event_log=event_log,
-            strategies=tuple(settings.strategies),
-            retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
-            ledger=ledger,
-            attribution_window_s=settings.attribution_window_s,
-            catalog_changes=changes,
-            persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
-            clock=time.time if clock is None else clock,
-            hash_user=user_id_hasher(settings, salt_redis),
-            rng=randomness.generator,
-            fallback_strategies=fallback_strategies(settings),
-            max_concurrent=concurrent_searches(settings),
-            observer=metrics,
-            degraded=lambda: ("memory_index", "event_stream") if breaker.down else (),
-            randomize_pages=settings.randomize_pages,
-        )
-        finished = pipeline.finish_interrupted_writes()
-        if finished:
-            logger.warning("finished %d entity writes a crash had interrupted (from %s)", finished, changes.path)
+        # The catalog, the indexes as saved and the journal are read as one state: other processes write them.
+        with changes.locked():
+            entities = changes.apply(load_catalog(settings))
+            retrievers = open_retrievers(settings, memory, encoder, seed=randomness.library_seed)
+            dense = retrievers.get("dense")
+            pipeline = Pipeline(
+                retrievers=retrievers,
+                policy=make_policy(settings, plans, models, seed=randomness.library_seed),
+                plans=plans,
+                ranker=make_ranker(settings, models),
+                memory=memory,
+                gazetteer=Gazetteer.from_entities(entities),
+                facts={entity.id: entity_facts(entity) for entity in entities},
+                event_log=event_log,
+                strategies=tuple(settings.strategies),
+                retriever_timeout_s=settings.retriever_timeout_ms / 1000.0,
+                ledger=ledger,
+                attribution_window_s=settings.attribution_window_s,
+                catalog_changes=changes,
+                persist=dense.save if isinstance(dense, FaissDenseRetriever) else None,
+                clock=time.time if clock is None else clock,
+                hash_user=user_id_hasher(settings, salt_redis),
+                rng=randomness.generator,
+                fallback_strategies=fallback_strategies(settings),
+                max_concurrent=concurrent_searches(settings),
+                observer=metrics,
+                degraded=lambda: ("memory_index", "event_stream") if breaker.down else (),
+                randomize_pages=settings.randomize_pages,
+            )
+            try:
+                finished = pipeline.finish_interrupted_writes()
+                if finished:
+                    logger.warning("finished %d entity writes a crash had interrupted (from %s)", finished, changes.path)
+            except (LtrrError, OSError) as error:  # serve what the indexes hold; the catalog follower retries
+                logger.error("entity writes journaled in %s could not be applied at start (%s); serving the indexes as they are", changes.path, error)
+        try:
+            cold_start(shared_memory, entities)
+        except BackendUnavailable:
+            logger.error("the memory index's cold start is skipped (Redis does not answer); it runs at the next start")
     except BaseException:
         if event_log is not None:
             event_log.close()

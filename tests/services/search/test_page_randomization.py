@@ -85,3 +85,21 @@ def test_a_ranker_trained_on_shown_results_records_its_correction(tmp_path):
     manifest = json.loads((tmp_path / result.version / "manifest.json").read_text())
     assert manifest["training"]["correction"] == "position"
     assert result.n_train == 160
+
+
+def test_training_rows_keep_shown_positions_and_old_rows_still_load():
+    from services.ingest.rows import TrainingRow
+    from services.ingest.training import load_groups
+
+    features = tuple((float(i), 0.0) for i in range(70))
+    labels = tuple(1 if i == 60 else 0 for i in range(70))
+    positions = tuple(i + 1 if i < 65 else 0 for i in range(70))  # a 65-result page, 5 logged below it
+    new = TrainingRow("r1", 1.0, "rrf-60", features, labels, positions).to_line()
+    old = TrainingRow("r0", 0.0, "rrf-60", features, labels).to_line()
+    assert "positions" not in old
+    old_group, new_group = load_groups([old, new], width=2)
+    assert old_group.positions is None and len(old_group.labels) == 51, "old rows: engaged + the first 50 others"
+    assert sorted(new_group.positions.tolist()) == list(range(1, 66)), "all 65 shown results kept (not only 50 negatives)"
+    shown = new_group.shown()
+    assert shown.positions.tolist() == list(range(1, 66)), "every shown result, in page order; nothing below the page"
+    assert shown.labels[59] == 1
