@@ -102,4 +102,4 @@ def test_training_rows_keep_shown_positions_and_old_rows_still_load():
     assert sorted(new_group.positions.tolist()) == list(range(1, 66)), "all 65 shown results kept (not only 50 negatives)"
     shown = new_group.shown()
     assert shown.positions.tolist() == list(range(1, 66)), "every shown result, in page order; nothing below the page"
-    assert shown.labels[59] == 1
+    assert shown.labels[60] == 1, "the engaged result at position 61"
