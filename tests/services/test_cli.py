@@ -19,7 +19,7 @@ SUBCOMMANDS = {
     "ingest": "Read the event stream",
     "stats": "What the learning loop has applied",
     "replay": "Estimate a policy's average reward on logged traffic",
-    "simulate": "Closed loop on the demo catalog",
+    "simulate": "Closed loop: simulated users search, click, play",
     "bench": "Measure retrieval quality and latency from outside",
     "models": "The saved bandit and ranker versions",
 }
