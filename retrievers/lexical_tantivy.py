@@ -47,12 +47,13 @@ reader, so changes are searchable when ``upsert``/``delete`` return.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from catalog.schema import Entity
 from contracts import ArtifactError, ConfigError, Hit, Query, Slot
@@ -232,6 +233,21 @@ class TantivyLexicalRetriever:
         self._index.reload()
         self._write_manifest()
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """The writer, committed when the block ends; rolled back if it raises. Without ``hold_writer`` the
+        writer lock is given back either way."""
+        with self._lock:
+            try:
+                yield self._writer_locked()
+                self._commit_locked()
+            except BaseException:
+                if self._writer is not None:
+                    self._writer.rollback()
+                raise
+            finally:
+                self._release_locked()
+
     def _release_locked(self) -> None:
         """Without ``hold_writer``, give the writer lock back after every write, also a failed one: another
         process writes next."""
@@ -273,35 +289,17 @@ class TantivyLexicalRetriever:
     def upsert(self, entities: Sequence[Entity]) -> None:
         if not entities:
             return
-        with self._lock:
-            try:
-                writer = self._writer_locked()
-                for entity in {e.id: e for e in entities}.values():
-                    writer.delete_documents_by_term("id", entity.id)
-                    writer.add_document(self._document(entity))
-                self._commit_locked()
-            except BaseException:
-                if self._writer is not None:
-                    self._writer.rollback()
-                raise
-            finally:
-                self._release_locked()
+        with self._writing() as writer:
+            for entity in {e.id: e for e in entities}.values():
+                writer.delete_documents_by_term("id", entity.id)
+                writer.add_document(self._document(entity))
 
     def delete(self, ids: Sequence[str]) -> None:
         if not ids:
             return
-        with self._lock:
-            try:
-                writer = self._writer_locked()
-                for entity_id in set(ids):
-                    writer.delete_documents_by_term("id", entity_id)
-                self._commit_locked()
-            except BaseException:
-                if self._writer is not None:
-                    self._writer.rollback()
-                raise
-            finally:
-                self._release_locked()
+        with self._writing() as writer:
+            for entity_id in set(ids):
+                writer.delete_documents_by_term("id", entity_id)
 
     def close(self) -> None:
         """Release the writer lock (waits for background merges)."""

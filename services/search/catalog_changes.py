@@ -118,10 +118,12 @@ class CatalogChanges:
     def record_delete(self, ids: Sequence[str]) -> None:
         self._append({"op": "delete", "id": entity_id} for entity_id in ids)
 
-    def mark_applied(self) -> None:
-        """Every recorded write has reached every index."""
+    def mark_applied(self) -> int:
+        """Every recorded write has reached every index; returns how many writes the journal holds."""
         with self.locked():
-            self._write_applied(self._count_lines())
+            lines = self._count_lines()
+            self._write_applied(lines)
+            return lines
 
     def applied(self) -> int:
         """How many of the journal's writes every index has."""

@@ -506,8 +506,7 @@ class Pipeline:
         if self.persist is not None:
             self.persist()
         if self.catalog_changes is not None:
-            self.catalog_changes.mark_applied()
-            self._catalog_seen, self._journal_size = len(self.catalog_changes.records()), self.catalog_changes.size()
+            self._catalog_seen, self._journal_size = self.catalog_changes.mark_applied(), self.catalog_changes.size()
 
     # -- model hand-off (ingest is the single writer) -----------------------------------------------
 
