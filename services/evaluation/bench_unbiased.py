@@ -38,7 +38,7 @@ from retrievers.lexical_tantivy import TantivyLexicalRetriever
 from retrievers.understanding import build_query
 from services.evaluation.bench_retrieval import CachedDocumentEmbedder, embedding_cache_path
 from services.evaluation.click_models import ClickModel
-from services.evaluation.collection_traffic import ndcg_at
+from services.evaluation.collection_traffic import ndcg_at, relevant_grades
 from services.search.catalog_changes import entity_facts
 from services.search.indexing import ProgressFactory
 
@@ -123,7 +123,7 @@ def simulate_clicks(candidates: dict[str, QueryCandidates], qrels: dict[str, dic
         if query_id not in candidates:
             continue
         found = candidates[query_id]
-        grades = {doc: grade for doc, grade in qrels[query_id].items() if grade > 0 and doc != query_id}
+        grades = relevant_grades(qrels[query_id], query_id)
         if not grades:
             continue
         index = {entity_id: i for i, entity_id in enumerate(found.ids)}
@@ -157,7 +157,7 @@ def simulate_clicks(candidates: dict[str, QueryCandidates], qrels: dict[str, dic
 def _evaluate(scorer, candidates: dict[str, QueryCandidates], qrels: dict[str, dict[str, int]]) -> np.ndarray:
     values = []
     for query_id in sorted(qrels):
-        grades = {doc: grade for doc, grade in qrels[query_id].items() if grade > 0 and doc != query_id}
+        grades = relevant_grades(qrels[query_id], query_id)
         if not grades or query_id not in candidates:
             continue
         found = candidates[query_id]

@@ -45,19 +45,13 @@ class CollectionTraffic:
             raise ConfigError.about("zipf", f"expected >= 0 (0: every sampled query equally often), got {zipf}")
         if session_mean < 1:
             raise ConfigError.about("session_mean", f"expected >= 1 query per session, got {session_mean}")
-        judged = sorted(
-            query_id for query_id in queries
-            if any(grade > 0 and doc_id != query_id for doc_id, grade in qrels.get(query_id, {}).items())
-        )
+        judged = sorted(query_id for query_id in queries if relevant_grades(qrels.get(query_id, {}), query_id))
         if not judged:
             raise ConfigError.about("split", "no query of this split has a judged relevant document")
         rng = np.random.default_rng([seed, 23])
         chosen = [judged[i] for i in rng.permutation(len(judged))[: max(1, sample)]]
         self.queries = {query_id: queries[query_id] for query_id in chosen}
-        self.grades = {
-            query_id: {doc_id: grade for doc_id, grade in qrels[query_id].items() if grade > 0 and doc_id != query_id}
-            for query_id in chosen
-        }
+        self.grades = {query_id: relevant_grades(qrels[query_id], query_id) for query_id in chosen}
         self.order = chosen  # Zipf rank order: chosen[0] is the most frequent
         weights = np.arange(1, len(chosen) + 1, dtype=float) ** -zipf
         self.weights = weights / weights.sum()
@@ -80,6 +74,11 @@ class CollectionTraffic:
         query_id = self.order[rank]
         return JudgedIntent(query_id, self.queries[query_id], self.grades[query_id],
                             "head" if rank < HEAD_QUERIES else "tail", user, session)
+
+
+def relevant_grades(judged: Mapping[str, int], query_id: str) -> dict[str, int]:
+    """The judged documents with a positive grade, the query's own id left out (as BEIR does)."""
+    return {doc_id: grade for doc_id, grade in judged.items() if grade > 0 and doc_id != query_id}
 
 
 def ndcg_at(page: list[str], grades: Mapping[str, int], query_id: str, k: int = 10) -> float:
