@@ -152,12 +152,13 @@ def test_a_killed_service_delivers_its_spool_after_restart_and_old_requests_stil
 
 
 def test_queued_searches_keep_their_full_retriever_budget(data_dir, own_redis):
-    """100 clients at once through one search slot: the later ones wait far longer than the 250 ms retriever
-    budget in the queue, and still no retriever is skipped (the budget starts at admission)."""
+    """100 clients at once through one search slot: the later ones wait far longer than the 1 s retriever
+    budget in the queue, and still no retriever is skipped (the budget starts at admission). The budget is
+    generous for one admitted search (tens of ms) so that only queueing, not a loaded machine, could exceed it."""
     from concurrent.futures import ThreadPoolExecutor
 
     service = Service(data_dir, own_redis.url)
-    service.env.update({"LTRR_MAX_CONCURRENT_SEARCHES": "1", "LTRR_RETRIEVER_TIMEOUT_MS": "250"})
+    service.env.update({"LTRR_MAX_CONCURRENT_SEARCHES": "1", "LTRR_RETRIEVER_TIMEOUT_MS": "1000"})
     service.start()
     try:
         service.post("/search", {"query": "warm up", "k": 5})
@@ -168,10 +169,12 @@ def test_queued_searches_keep_their_full_retriever_budget(data_dir, own_redis):
     finally:
         service.stop()
     assert all(status == 200 for status, _ in answers), [status for status, _ in answers]
-    assert all(body["results"] and body["plan"]["skipped"] == {} for _, body in answers)
+    short = [(body["plan"]["name"], body["plan"]["skipped"], len(body["results"])) for _, body in answers
+             if not body["results"] or body["plan"]["skipped"]]
+    assert not short, f"searches with skipped retrievers or empty pages: {short}"
     queue = {sample.labels["le"]: sample.value for family in text_string_to_metric_families(metrics) for sample in family.samples
              if sample.name == "ltrr_stage_seconds_bucket" and sample.labels["stage"] == "queue"}
-    assert queue["0.25"] < queue["+Inf"], f"some searches waited longer than the retriever budget: {queue}"
+    assert queue["1.0"] < queue["+Inf"], f"no search waited longer than the retriever budget: {queue}"
 
 
 def test_a_service_started_while_redis_is_down_serves_degraded_and_catches_up(data_dir, tmp_path):
