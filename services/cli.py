@@ -306,7 +306,9 @@ def ingest(
 
     with _errors_as_one_line():
         settings = _settings(data_dir)
-        job = _open_ingest(settings, waiting)
+        job = _open_ingest(settings, waiting, stop if follow > 0 else None)
+        if job is None:
+            return  # SIGTERM while waiting for Redis
         backoff = 1.0
         try:
             while not stop.is_set():
@@ -327,7 +329,9 @@ def ingest(
                     # The lease lapsed (an outage, a pause): start again from what is committed, as a restart would.
                     console.print(f"ingest: {error}; taking the lease again", highlight=False)
                     job.close()
-                    job = _open_ingest(settings, waiting)
+                    job = _open_ingest(settings, waiting, stop)
+                    if job is None:
+                        return
                     continue
                 backoff = 1.0
                 if follow <= 0:
@@ -348,11 +352,27 @@ def ingest(
             job.close()
 
 
-def _open_ingest(settings: Settings, waiting: Callable[[str, float], None]) -> Any:
-    """The ingest job; while Redis is unreachable, --follow's caller retries (``open_ingest_job`` raises)."""
-    from services.ingest.jobs import open_ingest_job
+def _open_ingest(settings: Settings, waiting: Callable[[str, float], None], stop: threading.Event | None) -> Any:
+    """The ingest job. With ``stop`` (``--follow``), an unreachable Redis is waited out with backoff (up to
+    30 s between tries) instead of ending the job; ``None`` if ``stop`` was set meanwhile. Without it, or for
+    a configuration error (a refused password, a server that is not Redis), the error is raised."""
+    import redis
 
-    return open_ingest_job(settings, on_wait=waiting)
+    from services.ingest.jobs import open_ingest_job
+    from services.registry import RedisUnreachable
+
+    backoff = 1.0
+    while True:
+        try:
+            return open_ingest_job(settings, on_wait=waiting)
+        except (RedisUnreachable, BackendUnavailable, redis.ConnectionError, redis.TimeoutError) as error:
+            if stop is None:
+                raise
+            reason = error.__class__.__name__ if isinstance(error, redis.RedisError) else str(error)
+            console.print(f"ingest: Redis unreachable ({reason}); retrying in {backoff:.0f} s", highlight=False, soft_wrap=True)
+        if stop.wait(backoff):
+            return None
+        backoff = min(backoff * 2.0, 30.0)
 
 
 @app.command()

@@ -183,9 +183,14 @@ def local_store(settings: Settings) -> LocalMemoryStore:
         return LocalMemoryStore(half_life_s=settings.memory_half_life_s)
 
 
+class RedisUnreachable(ConfigError):
+    """Redis gives no answer at a configured URL: an outage a long-running process may wait out, unlike a
+    refused password or a server that is not Redis (plain ``ConfigError``)."""
+
+
 def reachable_redis_store(settings: Settings, url: str, source: str, fix: str) -> RedisMemoryStore:
     """``redis_store`` that has answered a PING; otherwise a ``ConfigError`` naming where the URL came from
-    (never the URL itself: it may hold a password)."""
+    (never the URL itself: it may hold a password), ``RedisUnreachable`` when nothing answered."""
     try:
         store = redis_store(settings, url)
         if store.ping():
@@ -194,10 +199,12 @@ def reachable_redis_store(settings: Settings, url: str, source: str, fix: str) -
     except BackendUnavailable as error:
         cause = error.__cause__
         # redis-py files a refused password under ConnectionError: it is a configuration error, not an outage.
-        problem = f"{cause.__class__.__name__}: {cause}" if isinstance(cause, redis.AuthenticationError) else "no answer to PING"
+        if isinstance(cause, redis.AuthenticationError):
+            raise ConfigError(f"{source} is set but Redis does not answer there ({cause.__class__.__name__}: {cause}); {fix}") from None
+        problem = "no answer to PING"
     except redis.RedisError as error:  # wrong database number, a server that is not Redis, TLS, auth ...
-        problem = f"{error.__class__.__name__}: {error}"
-    raise ConfigError(f"{source} is set but Redis does not answer there ({problem}); {fix}")
+        raise ConfigError(f"{source} is set but Redis does not answer there ({error.__class__.__name__}: {error}); {fix}") from None
+    raise RedisUnreachable(f"{source} is set but Redis does not answer there ({problem}); {fix}")
 
 
 MEMORY_STORES: dict[str, Callable[..., MemoryStore]] = {"redis": redis_store, "local": local_store}
@@ -214,8 +221,8 @@ def open_memory(
         fix = "start Redis, fix the URL, or unset LTRR_REDIS_URL to use a local redis-server"
         try:
             return reachable_redis_store(settings, settings.redis_url, "LTRR_REDIS_URL", fix), "redis at LTRR_REDIS_URL"
-        except ConfigError as error:
-            if not serve_unreachable or "no answer to PING" not in str(error):
+        except RedisUnreachable:
+            if not serve_unreachable:
                 raise
         logger.error("Redis at LTRR_REDIS_URL does not answer: serving degraded (lexical and dense only, events spooled "
                      "locally) and retrying every second")

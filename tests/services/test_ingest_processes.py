@@ -243,3 +243,53 @@ def test_ingest_follow_outlives_a_redis_restart(traffic, clean_run, tmp_path):
             assert _digest(url) == digest
         finally:
             server.kill()
+
+
+def test_ingest_follow_started_before_redis_waits_for_it(traffic, clean_run, tmp_path):
+    """A deployment's ingest job may start before its Redis: `--follow` waits with backoff (it does not exit
+    with an error and crash-loop), then learns the traffic; without `--follow` it is one error line."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    once = _ingest(tmp_path / "once", url)
+    assert once.returncode == 2 and "Traceback" not in once.stderr, once.stderr
+    assert [line for line in once.stderr.splitlines() if line.startswith("error:")] == [
+        "error: LTRR_REDIS_URL is set but Redis does not answer there (no answer to PING); start Redis there or fix the URL"]
+
+    environment = _environment(url, LTRR_ATTRIBUTION_WINDOW_S="1", LTRR_INGEST_LATENESS_S="0")
+    ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1", "--data-dir", str(tmp_path / "data")], env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = None
+    try:
+        time.sleep(4)
+        assert ingest.poll() is None, "ingest --follow waits for Redis instead of exiting"
+        server = subprocess.Popen(["redis-server", "--port", str(port), "--dir", str(tmp_path), "--save", ""],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(url, decode_responses=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        for line in traffic:
+            client.xadd(STREAM, {"e": line})
+        deadline = time.monotonic() + 90
+        while int(client.hget("ltrr:ingest:stats", "impressions_applied") or 0) < clean_run[0]["impressions_applied"]:
+            assert time.monotonic() < deadline and ingest.poll() is None, "ingest did not apply the traffic once Redis answered"
+            time.sleep(0.2)
+        ingest.send_signal(signal.SIGTERM)
+        output = ingest.communicate(timeout=30)[0]
+        assert ingest.returncode == 0, output
+        assert "ingest: Redis unreachable" in output and "retrying in" in output, output
+    finally:
+        if ingest.poll() is None:
+            ingest.kill()
+        if server is not None:
+            server.kill()
+            server.wait(timeout=10)
