@@ -47,7 +47,13 @@ class Metrics:
         self.ingest_lag = Gauge("ltrr_ingest_lag_seconds", "Age of the oldest event ingest has not read (Redis only).", registry=r, multiprocess_mode="livemax")
         self.admission_running = Gauge("ltrr_admission_running", "Searches running now.", registry=r, multiprocess_mode="livesum")
         self.admission_waiting = Gauge("ltrr_admission_waiting", "Searches waiting for admission now.", registry=r, multiprocess_mode="livesum")
-        self.policy_version = Gauge("ltrr_model_info", "The serving model versions (value 1).", ["kind", "version"], registry=r, multiprocess_mode="livemax")
+        # The version strings themselves would be a label without bound (one per publish) that multiprocess
+        # mode can never clear; they are in /healthz and in every response's model_versions.
+        self.model_loaded = Gauge(
+            "ltrr_model_loaded_timestamp_seconds", "When the serving model of each kind was swapped in (the stalest worker's).",
+            ["kind"], registry=r, multiprocess_mode="livemin",
+        )
+        self._serving: dict[str, str] = {}
 
     # -- the pipeline's Observer ------------------------------------------------------------------
 
@@ -80,10 +86,11 @@ class Metrics:
         MultiProcessCollector(combined, path=directory)
         return generate_latest(combined)
 
-    def set_models(self, versions: Mapping[str, str]) -> None:
-        self.policy_version.clear()
+    def set_models(self, versions: Mapping[str, str], now: Callable[[], float] = time.time) -> None:
         for kind, version in versions.items():
-            self.policy_version.labels(kind, version or "none").set(1)
+            if self._serving.get(kind) != version:
+                self._serving[kind] = version
+                self.model_loaded.labels(kind).set(now())
 
 
 class TimedEncoder:

@@ -39,3 +39,19 @@ def test_metrics_count_what_the_service_did_without_query_text(client):
     assert samples[("ltrr_spool_bytes", ())] == 0
     assert ("ltrr_ingest_lag_seconds", ()) in samples
     assert samples[("ltrr_admission_running", ())] == 0
+
+
+def test_model_swaps_are_a_timestamp_per_kind_not_a_label_per_version():
+    """Ingest publishes every few seconds: a label per version would grow without bound (multiprocess mode
+    cannot clear one). One series per kind, moved only when the serving version changes."""
+    from services.search.metrics import Metrics
+
+    metrics = Metrics()
+    clock = iter([100.0, 200.0, 300.0])  # read once per kind that changed: policy, ranker, then policy again
+    for versions in ({"policy": "vw-1", "ranker": "rrf"}, {"policy": "vw-1", "ranker": "rrf"}, {"policy": "vw-2", "ranker": "rrf"}):
+        metrics.set_models(versions, now=lambda: next(clock))
+    samples = {key: value for key, value in _samples(metrics.render().decode()).items() if key[0].startswith("ltrr_model")}
+    assert samples == {
+        ("ltrr_model_loaded_timestamp_seconds", (("kind", "policy"),)): 300.0,
+        ("ltrr_model_loaded_timestamp_seconds", (("kind", "ranker"),)): 200.0,
+    }
