@@ -25,7 +25,7 @@ from contracts.events import Engagement
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "LTRR_"
-SECRET_FIELDS = frozenset({"api_key", "user_id_salt"})
+SECRET_FIELDS = frozenset({"api_key", "feedback_key", "user_id_salt"})
 URL_FIELDS = frozenset({"redis_url", "opensearch_url"})
 _URL_PASSWORD = re.compile(r"(?<=://)[^/@]*@")
 
@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         default=None, description="When set, entity writes need the X-API-Key header (checked before the body is read)."
     )
+    feedback_key: str | None = Field(
+        default=None,
+        description="When set, POST /feedback needs the X-Feedback-Key header: for deployments whose own servers relay clicks (browsers then post to those servers, not here).",
+    )
     allow_open_writes: bool = Field(
         default=False, description="Let `ltrr serve` listen on a non-loopback address without LTRR_API_KEY (entity writes open to anyone who can reach it)."
     )
@@ -176,7 +180,7 @@ class Settings(BaseSettings):
     def _csv_lists(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("seed", "memory_half_life_s", "memory_retention_s", "memory_max_per_query", "redis_url", "opensearch_url", "api_key", "user_id_salt", "catalog_path", mode="before")
+    @field_validator("seed", "memory_half_life_s", "memory_retention_s", "memory_max_per_query", "redis_url", "opensearch_url", "api_key", "feedback_key", "user_id_salt", "catalog_path", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``LTRR_SEED=`` in an env file means unset, as it reads."""

@@ -255,6 +255,11 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (when LTRR_API_KEY is set)."},
 }
 
+FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    401: {"model": ErrorResponse, "description": "Missing or wrong X-Feedback-Key (when LTRR_FEEDBACK_KEY is set)."},
+}
+
 
 DOCS_ASSETS = "/docs-assets"
 
@@ -273,21 +278,34 @@ WRITE_PATH = "/entities"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 
 
-class WriteKeyGuard:
-    """Checks ``X-API-Key`` on entity writes before anything reads the body (a constant-time comparison)."""
+class KeyGuard:
+    """Checks a key header on the requests ``guards`` picks before anything reads the body (a constant-time
+    comparison); 401 naming the header otherwise."""
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+    def __init__(self, app: ASGIApp, key: str, header: str, guards: Callable[[str, str], bool], message: str) -> None:
         self.app = app
-        self.key = api_key.encode("utf-8")
+        self.key = key.encode("utf-8")
+        self.header = header
+        self.header_bytes = header.lower().encode("ascii")
+        self.guards = guards
+        self.message = message
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in WRITE_METHODS and scope["path"].startswith(WRITE_PATH):
-            sent = next((value for name, value in scope["headers"] if name == b"x-api-key"), b"")
+        if scope["type"] == "http" and self.guards(scope["method"], scope["path"]):
+            sent = next((value for name, value in scope["headers"] if name == self.header_bytes), b"")
             if not hmac.compare_digest(sent, self.key):
-                response = _error(401, "unauthorized", [ErrorDetail(field="X-API-Key", message=UNAUTHORIZED_MESSAGE)])
+                response = _error(401, "unauthorized", [ErrorDetail(field=self.header, message=self.message)])
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _is_entity_write(method: str, path: str) -> bool:
+    return method in WRITE_METHODS and path.startswith(WRITE_PATH)
+
+
+def _is_feedback(method: str, path: str) -> bool:
+    return method == "POST" and path == FEEDBACK_PATH
 
 
 ROUTES = ("/search", "/feedback", "/healthz", "/metrics", "/entities", "/docs", "/openapi.json", "/")
@@ -354,6 +372,8 @@ def body_too_large(max_bytes: int) -> JSONResponse:
 
 
 UNAUTHORIZED_MESSAGE = "entity writes need the API key: send it in the X-API-Key header (LTRR_API_KEY on the server)"
+FEEDBACK_UNAUTHORIZED_MESSAGE = "feedback needs the feedback key: send it in the X-Feedback-Key header (LTRR_FEEDBACK_KEY on the server)"
+FEEDBACK_PATH = "/feedback"
 
 
 def create_app(
@@ -361,6 +381,7 @@ def create_app(
     health: Callable[[Pipeline], dict[str, Any]],
     api_key: str | None = None,
     limits: Limits = Limits(),
+    feedback_key: str | None = None,
     metrics: Metrics | None = None,
     refresh_metrics: Callable[[Metrics], None] | None = None,
 ) -> FastAPI:
@@ -386,7 +407,9 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.add_middleware(CountResponses, metrics=metrics)
     if api_key is not None:
-        app.add_middleware(WriteKeyGuard, api_key=api_key)
+        app.add_middleware(KeyGuard, key=api_key, header="X-API-Key", guards=_is_entity_write, message=UNAUTHORIZED_MESSAGE)
+    if feedback_key is not None:
+        app.add_middleware(KeyGuard, key=feedback_key, header="X-Feedback-Key", guards=_is_feedback, message=FEEDBACK_UNAUTHORIZED_MESSAGE)
     app.state.admission = admission
     # Swagger UI 5 (it reads OpenAPI 3.1) from the installed fastapi-offline package, not a CDN: /docs works offline.
     app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
@@ -461,8 +484,11 @@ def create_app(
             raise
         return search_response(outcome)
 
-    @app.post("/feedback", response_model=FeedbackResponse, responses=ERROR_RESPONSES)
-    def feedback(body: FeedbackBody, request: Request) -> FeedbackResponse:
+    @app.post("/feedback", response_model=FeedbackResponse, responses=FEEDBACK_RESPONSES)
+    def feedback(
+        body: FeedbackBody, request: Request,
+        x_feedback_key: Annotated[str | None, Header(description="The feedback key, when LTRR_FEEDBACK_KEY is set.")] = None,
+    ) -> FeedbackResponse:
         """Record a click, favorite or play on a result of an earlier search."""
         pipeline: Pipeline = request.app.state.pipeline
         event_id = pipeline.feedback(body.request_id, body.entity_id, body.event, body.position)

@@ -95,6 +95,6 @@ def build_app(
         max_body_bytes=settings.max_body_bytes,
     )
     return create_app(
-        open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key, limits=limits, metrics=metrics,
+        open_pipeline, lambda pipeline: health(holder["stack"]), api_key=settings.api_key, feedback_key=settings.feedback_key, limits=limits, metrics=metrics,
         refresh_metrics=lambda metrics: refresh_metrics(holder["stack"], metrics),
     )

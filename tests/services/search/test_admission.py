@@ -166,6 +166,26 @@ def test_bodies_over_the_limit_get_413_before_parsing_and_unauthenticated_writes
         assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
 
 
+def test_a_feedback_key_guards_feedback_before_its_body_is_read_and_nothing_else(settings, embedder):
+    """LTRR_FEEDBACK_KEY is for server-to-server clients: without the header, 401 naming it (before the body
+    is parsed, so a malformed body still gets 401); with it, the usual request-bound checks apply."""
+    guarded = settings.model_copy(update={"feedback_key": "relay-k3y"})
+    with TestClient(build_app(guarded, embedder=embedder), raise_server_exceptions=False) as client:
+        body = client.post("/search", json={"query": "jazz", "k": 3}).json()
+        assert body["results"], "searches need no key"
+        click = {"request_id": body["request_id"], "entity_id": body["results"][0]["id"], "event": "click"}
+        for headers in ({}, {"X-Feedback-Key": "wrong"}, {"X-API-Key": "relay-k3y"}):
+            refused = client.post("/feedback", json=click, headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.json()["detail"][0]["field"] == "X-Feedback-Key" and "LTRR_FEEDBACK_KEY" in refused.json()["detail"][0]["message"]
+        assert client.post("/feedback", content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
+        accepted = client.post("/feedback", json=click, headers={"X-Feedback-Key": "relay-k3y"})
+        assert accepted.status_code == 200 and accepted.json()["event_id"]
+        unknown = client.post("/feedback", json={**click, "entity_id": "never-shown"}, headers={"X-Feedback-Key": "relay-k3y"})
+        assert unknown.status_code == 422, "the key does not lift the page bound"
+        assert client.get("/healthz").status_code == 200
+
+
 def test_serve_refuses_a_network_address_without_a_key(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "services.cli", "serve", "--data-dir", str(tmp_path), "--host", "0.0.0.0", "--port", "18999"],
