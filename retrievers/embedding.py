@@ -95,6 +95,9 @@ class Embedder:
             ) from error
         self.model_path = model_path or _default_model_path()
         self.model_name = MODEL_NAME if model_path is None else os.path.basename(os.path.normpath(model_path))
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar is noise in every service log
         try:
             self._model = SentenceTransformer(self.model_path, device="cpu")
         except (OSError, ValueError) as error:

@@ -167,6 +167,9 @@ class Settings(BaseSettings):
         default=False, description="Let `ltrr serve` listen on a non-loopback address without LTRR_API_KEY (entity writes open to anyone who can reach it)."
     )
     max_body_bytes: int = Field(default=1 << 20, ge=65536, description="Request bodies larger than this get 413 before they are parsed.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text, or as one JSON object a line (time, level, logger, message) for a log collector."
+    )
     host: str = Field(default="127.0.0.1", description="Address `ltrr serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `ltrr serve` listens on.")
     numeric_isa: Literal["avx2", "native"] = Field(

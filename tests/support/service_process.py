@@ -64,11 +64,12 @@ class Service:
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"serve-{self.port}.log"
         self.process: subprocess.Popen[str] | None = None
+        self.args: list[str] = []  # options after `ltrr serve`
 
     def start(self) -> None:
         # The log goes to a file, not a pipe nobody reads while the service runs (a full pipe would block it).
         self.log = open(self.log_path, "a")
-        self.process = subprocess.Popen([LTRR, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
+        self.process = subprocess.Popen([LTRR, "serve", *self.args], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
         deadline = time.monotonic() + 180
         try:
             while True:
