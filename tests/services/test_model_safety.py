@@ -12,19 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from model_files import age_versions, publish_ranker, rewrite, truncate_mid_tree
 
 import bandit.vw_policy
 import ranker.lambdamart
 from bandit.vw_policy import VWPolicy
 from contracts import ArtifactError, ConfigError, Context, Plan
 from contracts.artifacts import MANIFEST_FILE, ModelStore, file_checksums
-from ranker.features import feature_names
 from ranker.fusion import FusionRanker
 from ranker.lambdamart import LambdaMartRanker
-from ranker.train import TrainingGroup, train_and_gate
 from services.app import build_app
 from services.model_check import MODEL_FILES, ModelChecker, check_files, list_versions, rollback, serving_version, verify
 from services.registry import make_policy, make_ranker, plans_from
@@ -32,24 +30,7 @@ from services.search.reload import reload_models
 from services.settings import Settings
 
 LTRR = str(Path(sys.executable).with_name("ltrr"))
-STRATEGIES = ("lexical", "dense", "memory")
 PLANS = (Plan.of({"lexical": 20}), Plan.of({"dense": 20}), Plan.of({"lexical": 100, "memory": 20}))
-
-
-def _publish_ranker(models: ModelStore, seed: int, strategies=STRATEGIES) -> str:
-    """Train a real LambdaMART ranker on rows where the first feature marks the engaged candidate (it beats
-    fusion, so the gate accepts it), save and publish it, and age it so later versions sort newer."""
-    rng = np.random.default_rng(seed)
-    width = len(feature_names(strategies))
-    groups = []
-    for number in range(60):
-        rows = rng.random((10, width))
-        groups.append(TrainingGroup(rows, (rows[:, 0] == rows[:, 0].max()).astype(int), float(number)))
-    result = train_and_gate(groups[:45], groups[45:], None, models.root / "ranker", seed=seed, strategies=strategies)
-    assert result.accepted, result.reason
-    models.publish("ranker", result.version)
-    _age_versions(models, "ranker")
-    return result.version
 
 
 def _publish_bandit(models: ModelStore, updates: int) -> str:
@@ -58,32 +39,8 @@ def _publish_bandit(models: ModelStore, updates: int) -> str:
         decision = policy.choose(Context({"hour": float(number)}), PLANS, 0.5)
         policy.learn(Context({"hour": float(number)}), decision, 1.0)
     version = models.save("bandit", policy.save)
-    _age_versions(models, "bandit")
+    age_versions(models, "bandit")
     return version
-
-
-def _age_versions(models: ModelStore, kind: str) -> None:
-    """Make every version but the newest one a second older, so 'newest' does not hinge on mtime resolution."""
-    for age, version in enumerate(models.versions(kind)):
-        directory = models.directory(kind, version)
-        stamp = directory.stat().st_mtime_ns - age * 10**9
-        os.utime(directory, ns=(stamp, stamp))
-
-
-def _rewrite(directory: Path, name: str, content: bytes, recompute_checksum: bool) -> None:
-    """Replace a model file; with ``recompute_checksum`` the manifest agrees with the damaged file (a
-    damaged model that was saved as such), without it the checksum catches the damage."""
-    (directory / name).write_bytes(content)
-    if recompute_checksum:
-        manifest = json.loads((directory / MANIFEST_FILE).read_text())
-        manifest["files"] = file_checksums(directory)
-        manifest["model_sha256"] = manifest["files"][name]
-        (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
-
-
-def _truncate_mid_tree(directory: Path, recompute_checksum: bool) -> None:
-    text = (directory / "model.txt").read_bytes()
-    _rewrite(directory, "model.txt", text[: len(text) // 2], recompute_checksum)
 
 
 def test_model_file_names_match_the_stages():
@@ -92,7 +49,7 @@ def test_model_file_names_match_the_stages():
 
 def test_every_model_file_is_checksummed_in_its_manifest(tmp_path):
     models = ModelStore(tmp_path / "models")
-    for kind, version in (("ranker", _publish_ranker(models, 1)), ("bandit", _publish_bandit(models, 3))):
+    for kind, version in (("ranker", publish_ranker(models, 1)), ("bandit", _publish_bandit(models, 3))):
         directory = models.directory(kind, version)
         manifest = json.loads((directory / MANIFEST_FILE).read_text())
         assert manifest["files"] == file_checksums(directory) and MODEL_FILES[kind] in manifest["files"]
@@ -101,12 +58,12 @@ def test_every_model_file_is_checksummed_in_its_manifest(tmp_path):
 
 def test_a_manifest_from_before_the_files_map_still_loads_and_is_still_checked(tmp_path):
     models = ModelStore(tmp_path / "models")
-    directory = models.directory("ranker", _publish_ranker(models, 1))
+    directory = models.directory("ranker", publish_ranker(models, 1))
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     del manifest["files"]
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
     assert LambdaMartRanker.load(directory).version == manifest["version"]
-    _truncate_mid_tree(directory, recompute_checksum=False)
+    truncate_mid_tree(directory, recompute_checksum=False)
     with pytest.raises(ArtifactError, match="does not match the checksum"):
         LambdaMartRanker.load(directory)
 
@@ -123,16 +80,16 @@ def test_a_file_the_manifest_lists_but_the_directory_lacks_is_refused(tmp_path):
 
 def test_a_truncated_ranker_published_while_serving_leaves_the_serving_ranker_in_place(settings, embedder, caplog):
     models = ModelStore(Path(settings.data_dir) / "models")
-    good = _publish_ranker(models, 1, tuple(settings.strategies))
+    good = publish_ranker(models, 1, tuple(settings.strategies))
     checker = ModelChecker()
     with TestClient(build_app(settings, embedder=embedder)) as client:
         pipeline = client.app.state.pipeline
         assert pipeline.ranker.version == good
 
-        caught = _publish_ranker(models, 2, tuple(settings.strategies))
-        _truncate_mid_tree(models.directory("ranker", caught), recompute_checksum=False)
-        crashing = _publish_ranker(models, 3, tuple(settings.strategies))
-        _truncate_mid_tree(models.directory("ranker", crashing), recompute_checksum=True)
+        caught = publish_ranker(models, 2, tuple(settings.strategies))
+        truncate_mid_tree(models.directory("ranker", caught), recompute_checksum=False)
+        crashing = publish_ranker(models, 3, tuple(settings.strategies))
+        truncate_mid_tree(models.directory("ranker", crashing), recompute_checksum=True)
 
         for bad in (caught, crashing):
             models.publish("ranker", bad)
@@ -152,15 +109,15 @@ def test_a_truncated_ranker_published_while_serving_leaves_the_serving_ranker_in
         response = client.post("/search", json={"query": "calm ambient music", "k": 5})
         assert response.status_code == 200 and response.json()["results"]
 
-        fixed = _publish_ranker(models, 4, tuple(settings.strategies))
+        fixed = publish_ranker(models, 4, tuple(settings.strategies))
         reload_models(pipeline, models, settings, checker)
         assert pipeline.ranker.version == fixed, "a good version published after a bad one is served"
 
 
 def test_a_file_that_passes_its_checksum_but_lightgbm_rejects_is_refused_by_the_child(tmp_path):
     models = ModelStore(tmp_path / "models")
-    directory = models.directory("ranker", _publish_ranker(models, 1))
-    _rewrite(directory, "model.txt", b"this is not a LightGBM model\n", recompute_checksum=True)
+    directory = models.directory("ranker", publish_ranker(models, 1))
+    rewrite(directory, "model.txt", b"this is not a LightGBM model\n", recompute_checksum=True)
     assert check_files(directory, "ranker").ok
     verdict = verify(directory, "ranker")
     assert verdict is not None and not verdict.ok
@@ -169,8 +126,8 @@ def test_a_file_that_passes_its_checksum_but_lightgbm_rejects_is_refused_by_the_
 
 def test_a_ranker_that_crashes_lightgbm_kills_only_the_child(tmp_path):
     models = ModelStore(tmp_path / "models")
-    directory = models.directory("ranker", _publish_ranker(models, 1))
-    _truncate_mid_tree(directory, recompute_checksum=True)
+    directory = models.directory("ranker", publish_ranker(models, 1))
+    truncate_mid_tree(directory, recompute_checksum=True)
     verdict = verify(directory, "ranker")
     assert verdict is not None and not verdict.ok
     assert "killed by SIG" in verdict.reason and str(directory) in verdict.reason
@@ -182,14 +139,14 @@ def test_a_bandit_file_vw_cannot_read_is_refused_and_a_truncated_one_is_caught_b
     verdict = verify(good, "bandit")
     assert verdict is not None and verdict.ok
     unreadable = models.directory("bandit", _publish_bandit(models, 5))
-    _rewrite(unreadable, "model.vw", b"not a Vowpal Wabbit model" * 8, recompute_checksum=True)
+    rewrite(unreadable, "model.vw", b"not a Vowpal Wabbit model" * 8, recompute_checksum=True)
     verdict = verify(unreadable, "bandit")
     assert verdict is not None and not verdict.ok and "Vowpal Wabbit cannot read" in verdict.reason
     # VW loads a file truncated after its header without complaint (the missing weights read as zero):
     # only the checksum tells.
     truncated = models.directory("bandit", _publish_bandit(models, 7))
     content = (truncated / "model.vw").read_bytes()
-    _rewrite(truncated, "model.vw", content[: len(content) * 3 // 4], recompute_checksum=False)
+    rewrite(truncated, "model.vw", content[: len(content) * 3 // 4], recompute_checksum=False)
     verdict = verify(truncated, "bandit")
     assert verdict is not None and not verdict.ok and "does not match the checksum" in verdict.reason
 
@@ -197,14 +154,14 @@ def test_a_bandit_file_vw_cannot_read_is_refused_and_a_truncated_one_is_caught_b
 def test_a_broken_current_at_start_serves_the_newest_good_version_with_a_warning(tmp_path, caplog):
     settings = Settings(data_dir=tmp_path, start_local_redis=False)
     models = ModelStore(tmp_path / "models")
-    _publish_ranker(models, 1)
-    newest_good = _publish_ranker(models, 2)
-    broken = _publish_ranker(models, 3)
-    _truncate_mid_tree(models.directory("ranker", broken), recompute_checksum=False)
+    publish_ranker(models, 1)
+    newest_good = publish_ranker(models, 2)
+    broken = publish_ranker(models, 3)
+    truncate_mid_tree(models.directory("ranker", broken), recompute_checksum=False)
     older_bandit = _publish_bandit(models, 2)
     good_bandit = _publish_bandit(models, 4)
     broken_bandit = _publish_bandit(models, 6)
-    _rewrite(models.directory("bandit", broken_bandit), "model.vw", b"", recompute_checksum=False)
+    rewrite(models.directory("bandit", broken_bandit), "model.vw", b"", recompute_checksum=False)
     assert models.current("ranker") == broken and models.current("bandit") == broken_bandit
 
     with caplog.at_level(logging.WARNING, logger="services.model_check"):
@@ -220,10 +177,10 @@ def test_a_broken_current_at_start_serves_the_newest_good_version_with_a_warning
 def test_a_current_naming_a_missing_version_falls_back_and_with_nothing_good_serves_fusion(tmp_path, caplog):
     settings = Settings(data_dir=tmp_path, start_local_redis=False)
     models = ModelStore(tmp_path / "models")
-    only = _publish_ranker(models, 1)
+    only = publish_ranker(models, 1)
     models.publish("ranker", "lgbm-never-written")
     assert serving_version(models, "ranker") == only
-    _truncate_mid_tree(models.directory("ranker", only), recompute_checksum=False)
+    truncate_mid_tree(models.directory("ranker", only), recompute_checksum=False)
     with caplog.at_level(logging.WARNING, logger="services.model_check"):
         served = make_ranker(settings, models)
     assert isinstance(served, FusionRanker)
@@ -232,10 +189,10 @@ def test_a_current_naming_a_missing_version_falls_back_and_with_nothing_good_ser
 
 def test_rollback_refuses_a_missing_or_bad_target_and_defaults_to_the_newest_good_older_version(tmp_path):
     models = ModelStore(tmp_path / "models")
-    oldest = _publish_ranker(models, 1)
-    bad_older = _publish_ranker(models, 2)
-    _truncate_mid_tree(models.directory("ranker", bad_older), recompute_checksum=True)
-    current = _publish_ranker(models, 3)
+    oldest = publish_ranker(models, 1)
+    bad_older = publish_ranker(models, 2)
+    truncate_mid_tree(models.directory("ranker", bad_older), recompute_checksum=True)
+    current = publish_ranker(models, 3)
     with pytest.raises(ConfigError, match="--to: no ranker version 'lgbm-nope'"):
         rollback(models, "ranker", "lgbm-nope")
     with pytest.raises(ConfigError, match=f"--to: ranker version {bad_older} fails verification"):
@@ -254,9 +211,9 @@ def _ltrr(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_models_list_and_rollback_on_the_command_line(tmp_path):
     models = ModelStore(tmp_path / "models")
-    good = _publish_ranker(models, 1)
-    broken = _publish_ranker(models, 2)
-    _truncate_mid_tree(models.directory("ranker", broken), recompute_checksum=False)
+    good = publish_ranker(models, 1)
+    broken = publish_ranker(models, 2)
+    truncate_mid_tree(models.directory("ranker", broken), recompute_checksum=False)
     bandit_version = _publish_bandit(models, 2)
 
     listed = _ltrr("models", "list", "--json", "--data-dir", str(tmp_path))

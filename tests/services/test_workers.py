@@ -150,3 +150,61 @@ def test_an_entity_write_reaches_every_worker_also_when_its_worker_dies_mid_writ
     finally:
         log = service.stop()
     assert service.process.returncode == 0, log[-3000:]
+
+
+def _models_by_worker(service: Service, attempts: int = 40) -> dict[int, str]:
+    seen: dict[int, str] = {}
+    for _ in range(attempts):
+        with urllib.request.urlopen(service.base + "/healthz", timeout=10) as response:
+            report = json.loads(response.read())
+        seen[report["worker"]] = report["models"]["ranker"]
+    return seen
+
+
+def test_every_worker_swaps_in_a_published_ranker_and_none_dies_of_a_damaged_one(data_dir, redis_url):
+    """What an operator does to a live `ltrr serve --workers 2`: publish a good ranker (both workers serve it
+    within seconds), then a ranker whose file LightGBM crashes on (its checksum agrees: saved damaged). The
+    workers check it in a child process, keep serving the good one and are never restarted; a restart of the
+    service with CURRENT still naming the damaged one serves the newest good version and says so."""
+    from model_files import publish_ranker, truncate_mid_tree
+
+    from contracts.artifacts import ModelStore
+    from services.settings import Settings
+
+    strategies = tuple(Settings(data_dir=data_dir).strategies)
+    models = ModelStore(data_dir / "models")
+    service = Service(data_dir, redis_url)
+    service.env.update({"LTRR_WORKERS": "2", "LTRR_RELOAD_INTERVAL_S": "1"})
+    service.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(_worker_ids(service, 10)) < 2:
+            assert time.monotonic() < deadline, "both workers answer"
+        workers = sorted(_children(service.process.pid))
+        good = publish_ranker(models, 1, strategies)
+        deadline = time.monotonic() + 60
+        while (serving := _models_by_worker(service)) != {0: good, 1: good}:
+            assert time.monotonic() < deadline, f"every worker serves {good}: {serving}"
+            time.sleep(0.5)
+
+        broken = publish_ranker(models, 2, strategies)
+        truncate_mid_tree(models.directory("ranker", broken), recompute_checksum=True)
+        time.sleep(6)  # several reload intervals: each worker has checked the new version by now
+        assert _models_by_worker(service) == {0: good, 1: good}
+        assert sorted(_children(service.process.pid)) == workers, "no worker died (and was restarted)"
+        status, body = service.post("/search", {"query": "jazz", "k": 5})
+        assert status == 200 and body["results"] and body["model_versions"]["ranker"] == good
+    finally:
+        log = service.stop()
+    assert service.process.returncode == 0, log[-3000:]
+    assert models.current("ranker") == broken, "the damaged version is still what CURRENT names"
+
+    service.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(serving := _models_by_worker(service, 20)) < 2:
+            assert time.monotonic() < deadline, f"both workers answer after the restart: {serving}"
+        assert serving == {0: good, 1: good}
+    finally:
+        log = service.stop()
+    assert broken in log and good in log, "the start says it fell back, naming both versions"
