@@ -86,8 +86,9 @@ class EventLog:
             except OSError as error:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._file.fileno(), start)
+                logger.error("cannot write the event log %s (%s); free disk space there", self.path, error.strerror or error)
                 raise BackendUnavailable(
-                    f"cannot write the event log {self.path} ({error.strerror or error}); free disk space there"
+                    f"cannot write the event log ({error.strerror or error}); free disk space (the service log names the file)"
                 ) from error
 
     def close(self) -> None:

@@ -52,7 +52,7 @@ def _flock(descriptor: int, timeout_s: float | None, path: Path) -> None:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 raise BackendUnavailable(
-                    f"the catalog is being written by another process for over {timeout_s:.0f} s ({path}); retry the write"
+                    f"the catalog is being written by another process for over {timeout_s:.0f} s; retry the write"
                 ) from None
             time.sleep(0.05)
 

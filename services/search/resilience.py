@@ -324,7 +324,9 @@ class SpooledSink:
             self.writable = False
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)
-            raise BackendUnavailable(f"cannot write the event spool {self.path} ({error.strerror}) while Redis is unreachable") from error
+            logger.error("cannot write the event spool %s (%s) while Redis is unreachable", self.path, error.strerror)
+            # The path stays in the log: a response never shows the server's files.
+            raise BackendUnavailable(f"cannot write the event spool ({error.strerror}) while Redis is unreachable; the service log names the file") from error
         self.writable = True
 
     # -- delivery ---------------------------------------------------------------------------------

@@ -266,6 +266,7 @@ def test_with_redis_down_and_the_spool_disk_full_searches_get_503_and_health_say
         refused = client.post("/search", json={"query": "jazz", "k": 3})
         assert refused.status_code == 503, refused.text
         assert "event spool" in refused.json()["detail"][0]["message"]
+        assert str(data_dir) not in refused.text and str(data_dir) not in client.get("/healthz").text, "no server path in a response"
         health = client.get("/healthz")
         assert health.status_code == 503 and health.json()["status"] == "unavailable"
         own_redis.start()

@@ -169,7 +169,7 @@ def test_a_full_disk_answers_503_not_a_search_whose_impression_is_lost(settings,
     assert response.status_code == 503, response.text
     detail = response.json()["detail"][0]
     assert detail["field"] == "service" and "free disk space" in detail["message"]
-    assert "Traceback" not in response.text
+    assert "Traceback" not in response.text and str(settings.data_dir) not in response.text
 
 
 def test_impressions_log_candidates_down_to_fifty_below_the_page(settings, embedder):
