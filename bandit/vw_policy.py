@@ -35,7 +35,12 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 MODEL_FILE = "model.vw"
-DEFAULT_ARGS = "--cb_explore_adf --bag 5 --cb_type mtr -q CA --power_t 0 --quiet"
+DEFAULT_ARGS = "--cb_explore_adf --cb_type mtr -q CA --power_t 0 --quiet"
+# How VW explores, on top of (or, for cover and squarecb, instead of) --epsilon: epsilon-greedy alone,
+# bootstrap bagging of 5 policies, online cover of 5, or SquareCB's inverse-gap weighting.
+EXPLORATIONS = {"epsilon": "", "bag": "--bag 5", "cover": "--cover 5", "squarecb": "--squarecb"}
+DEFAULT_EXPLORATION = "bag"
+_EXPLORATION_OPTIONS = ("--bag", "--cover", "--squarecb", "--first", "--softmax", "--rnd", "--regcb", "--regcbopt", "--synthcover")
 
 
 class VWPolicy:
@@ -43,6 +48,11 @@ class VWPolicy:
 
     ``args`` are VW options without ``--epsilon`` (given separately) or ``--random_seed`` (``seed``);
     ``plans`` optionally records the plan space in the manifest.
+
+    ``exploration`` names VW's exploration (``EXPLORATIONS``); ``probability_floor`` is the least
+    probability any offered plan gets: a distribution with a plan below it is mixed with the uniform one
+    just enough to lift it there (and left as it is otherwise), so every plan keeps being tried and every
+    importance weight stays below 1 / floor. The logged distribution is the final one.
 
     ``explore_halflife`` > 0 adds warm-up exploration on top of VW's epsilon: the distribution is mixed
     with the uniform one at weight ``0.5 ** (updates / explore_halflife)``, so a new policy chooses
@@ -59,6 +69,8 @@ class VWPolicy:
         args: str = DEFAULT_ARGS,
         plans: Sequence[Plan] = (),
         explore_halflife: int = 0,
+        exploration: str = DEFAULT_EXPLORATION,
+        probability_floor: float = 0.0,
         _model_file: Path | None = None,
     ) -> None:
         if isinstance(explore_halflife, bool) or not isinstance(explore_halflife, int) or explore_halflife < 0:
@@ -67,13 +79,25 @@ class VWPolicy:
             raise ConfigError.about("epsilon", f"expected a probability in [0, 1], got {epsilon!r}")
         if "--epsilon" in args or "--random_seed" in args:
             raise ConfigError.about("args", f"pass epsilon and seed separately, not inside {args!r}")
+        if not 0 <= probability_floor < 1 or (plans and probability_floor * len(plans) > 1):
+            raise ConfigError.about(
+                "probability_floor", f"expected a probability in [0, 1 / plans] = [0, {1 / max(1, len(plans)):.4g}], got {probability_floor!r}"
+            )
+        if _model_file is None:
+            if exploration not in EXPLORATIONS:
+                raise ConfigError.about("exploration", f"expected one of {', '.join(EXPLORATIONS)}, got {exploration!r}")
+            inside = [option for option in _EXPLORATION_OPTIONS if option in args.split()]
+            if inside:
+                raise ConfigError.about("args", f"{' '.join(inside)} inside {args!r}: choose the exploration separately, not inside the VW options")
         self.seed = seed
         self.epsilon = epsilon
         self.args = args
         self.plans = tuple(plans)
         self.explore_halflife = explore_halflife
+        self.exploration = exploration
+        self.probability_floor = probability_floor
         self.n_updates = 0
-        command = f"{args} --epsilon {epsilon!r} --random_seed {seed}"
+        command = " ".join(part for part in (args, EXPLORATIONS.get(exploration, ""), f"--epsilon {epsilon!r} --random_seed {seed}") if part)
         if _model_file is not None:
             command = f"-i {_model_file} --quiet"
         try:
@@ -94,6 +118,11 @@ class VWPolicy:
         pmf = pmf / pmf.sum()
         if self.explore_halflife:
             uniform_share = 0.5 ** (self.n_updates / self.explore_halflife)
+            pmf = (1.0 - uniform_share) * pmf + uniform_share / len(pmf)
+        floor = min(self.probability_floor, 1.0 / len(pmf))
+        lowest = float(pmf.min())
+        if lowest < floor:
+            uniform_share = (floor - lowest) / (1.0 / len(pmf) - lowest)  # the least mix that lifts the lowest plan to the floor
             pmf = (1.0 - uniform_share) * pmf + uniform_share / len(pmf)
         return pmf
 
@@ -133,6 +162,8 @@ class VWPolicy:
             "vw_args": self.args,
             "epsilon": self.epsilon,
             "explore_halflife": self.explore_halflife,
+            "exploration": self.exploration,
+            "probability_floor": self.probability_floor,
             "seed": self.seed,
             "n_updates": self.n_updates,
             "plans": [plan.name for plan in self.plans],
@@ -155,6 +186,9 @@ class VWPolicy:
             version, digest = manifest["version"], manifest["model_sha256"]
             args, epsilon, n_updates = manifest["vw_args"], float(manifest["epsilon"]), int(manifest["n_updates"])
             explore_halflife = int(manifest.get("explore_halflife", 0))
+            # Manifests from before these settings: the exploration was inside vw_args, and there was no floor.
+            exploration = str(manifest.get("exploration", "in vw_args"))
+            probability_floor = float(manifest.get("probability_floor", 0.0))
             plans = tuple(Plan.parse(name) for name in manifest["plans"])
         except (ValueError, KeyError, TypeError, BadRequest) as error:
             raise ArtifactError(f"bandit model: {manifest_path} is not a valid manifest ({error!r}); retrain and save again") from error
@@ -165,7 +199,8 @@ class VWPolicy:
         if saved_vw != package_version("vowpalwabbit"):
             logger.warning("bandit model %s was saved with vowpalwabbit %s, running %s", version, saved_vw, package_version("vowpalwabbit"))
         try:
-            policy = cls(seed, epsilon=epsilon, args=args, plans=plans, explore_halflife=explore_halflife, _model_file=model_path)
+            policy = cls(seed, epsilon=epsilon, args=args, plans=plans, explore_halflife=explore_halflife, exploration=exploration,
+                         probability_floor=probability_floor, _model_file=model_path)
         except ConfigError as error:
             raise ArtifactError(f"bandit model: Vowpal Wabbit cannot read {model_path} ({error}); retrain and save again") from error
         policy.n_updates = n_updates

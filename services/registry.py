@@ -331,9 +331,11 @@ def _vw(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, 
     version = serving_version(models, "bandit") if models is not None else None
     if models is not None and version is not None:
         return _load_vw(models.directory("bandit", version), seed)
-    with named_settings(epsilon="bandit_epsilon", args="bandit_vw_args", explore_halflife="bandit_explore_halflife"):
+    with named_settings(epsilon="bandit_epsilon", args="bandit_vw_args", explore_halflife="bandit_explore_halflife",
+                        exploration="bandit_exploration", probability_floor="bandit_probability_floor"):
         return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
-                        explore_halflife=settings.bandit_explore_halflife)
+                        explore_halflife=settings.bandit_explore_halflife, exploration=settings.bandit_exploration,
+                        probability_floor=settings.bandit_probability_floor)
 
 
 def _uniform(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:

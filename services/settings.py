@@ -113,7 +113,14 @@ class Settings(BaseSettings):
     bandit_explore_halflife: int = Field(
         default=1000, ge=0, description="Warm-up: a new bandit chooses uniformly, and that extra exploration halves every this many updates (0: none)."
     )
-    bandit_vw_args: str = Field(default=DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon and the seed).")
+    bandit_vw_args: str = Field(default=DEFAULT_VW_ARGS, description="Vowpal Wabbit options (without --epsilon, the seed and the exploration).")
+    bandit_exploration: Literal["epsilon", "bag", "cover", "squarecb"] = Field(
+        default="bag", description="How the bandit explores: epsilon-greedy, bagging (5 bootstraps), online cover (5) or SquareCB."
+    )
+    bandit_probability_floor: float = Field(
+        default=0.002, ge=0.0, lt=1.0,
+        description="Least probability of every allowed plan (at most 1 / plans); a distribution below it is mixed with the uniform one up to it.",
+    )
     seed: int | None = Field(
         default=None,
         ge=0, description="Seed of this process's random draws (plans, explore); unset: OS entropy, logged at start. 0 counts as set."

@@ -115,6 +115,63 @@ def test_vw_learns_the_best_plan_per_context():
     assert policy.version == "vw-2000"
 
 
+@pytest.mark.parametrize("exploration", ["epsilon", "bag", "cover", "squarecb"])
+def test_every_exploration_learns_the_best_plan_per_context_and_keeps_the_floor(exploration, tmp_path):
+    """Each exploration algorithm VW offers here finds each context's best plan, and no plan ever falls below
+    the floor, however sure the model is (epsilon 0.05 spreads about 0.002 a plan over 26: the floor of
+    0.01 is what keeps the other plans alive)."""
+    floor = 0.01
+    policy = VWPolicy(seed=11, epsilon=0.05, exploration=exploration, probability_floor=floor, plans=PLANS)
+    rng = np.random.default_rng(11)
+    draws = np.random.default_rng(12)
+    lowest = 1.0
+    for _ in range(2000):
+        user_type = "a" if rng.random() < 0.5 else "b"
+        context = Context({f"user_type={user_type}": 1.0})
+        decision = policy.choose(context, PLANS, float(draws.random()))
+        lowest = min(lowest, min(decision.distribution))
+        assert sum(decision.distribution) == pytest.approx(1.0)
+        policy.learn(context, decision, _simulated_reward(user_type, decision.plan, rng))
+    assert lowest >= floor - 1e-12, f"{exploration}: a plan fell to {lowest}"
+    if exploration == "epsilon":  # epsilon-greedy leaves the other plans 0.05 / 26 each: the floor lifts them
+        assert lowest == pytest.approx(floor)
+    for user_type, target in (("a", "lexical"), ("b", "dense")):
+        distribution = policy.distribution(Context({f"user_type={user_type}": 1.0}), PLANS)
+        greedy = PLANS[int(np.argmax(distribution))]
+        # The best plan is target=100 alone (reward 0.5); target=100 with 20 more costs 0.1 (one noise SD).
+        assert greedy.quota(target) == 100 and greedy.total <= 120, f"{exploration}, {user_type}: {greedy.name}"
+    policy.save(tmp_path / "policy")
+    manifest = json.loads((tmp_path / "policy" / "manifest.json").read_text())
+    assert manifest["exploration"] == exploration and manifest["probability_floor"] == floor
+    loaded = VWPolicy.load(tmp_path / "policy", seed=0)
+    assert loaded.distribution(CONTEXT, PLANS) == pytest.approx(policy.distribution(CONTEXT, PLANS))
+    assert min(loaded.distribution(CONTEXT, PLANS)) >= floor - 1e-12, "the floor is kept across a reload"
+
+
+def test_the_floor_mixes_only_a_distribution_that_falls_below_it():
+    """A distribution whose every plan is at or above the floor is served as VW gives it (the defaults:
+    epsilon 0.1 over 26 plans already gives each 0.0038 > 0.002), so the floor changes nothing there."""
+    plain = VWPolicy(seed=4, epsilon=0.1, plans=PLANS)
+    floored = VWPolicy(seed=4, epsilon=0.1, probability_floor=0.002, plans=PLANS)
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        context = Context({"query_tokens": float(rng.integers(1, 4))})
+        decision = plain.choose(context, PLANS, _draw())
+        assert floored.distribution(context, PLANS) == plain.distribution(context, PLANS)
+        reward = float(rng.random())
+        plain.learn(context, decision, reward)
+        floored.learn(context, decision, reward)
+
+
+def test_exploration_and_floor_errors_name_the_parameter():
+    with pytest.raises(ConfigError, match=r"^exploration: expected one of epsilon, bag, cover, squarecb, got 'softmax'"):
+        VWPolicy(seed=0, exploration="softmax")
+    with pytest.raises(ConfigError, match=r"^args: --bag inside .*choose the exploration separately"):
+        VWPolicy(seed=0, args="--cb_explore_adf --bag 5 --quiet")
+    with pytest.raises(ConfigError, match=r"^probability_floor: expected a probability in \[0, 1 / plans\]"):
+        VWPolicy(seed=0, probability_floor=0.05, plans=PLANS)  # 26 plans x 0.05 > 1
+
+
 def test_vw_warm_up_starts_uniform_and_halves_every_halflife(tmp_path):
     halflife = 200
     warm = VWPolicy(seed=11, epsilon=0.05, explore_halflife=halflife)
@@ -176,10 +233,10 @@ def test_vw_learning_writes_the_same_model_as_vowpalwabbits_own_learn(tmp_path):
     import vowpalwabbit
 
     from bandit.features import encode
-    from bandit.vw_policy import DEFAULT_ARGS
+    from bandit.vw_policy import DEFAULT_ARGS, DEFAULT_EXPLORATION, EXPLORATIONS
 
     policy = VWPolicy(seed=5, epsilon=0.1)
-    reference = vowpalwabbit.Workspace(f"{DEFAULT_ARGS} --epsilon 0.1 --random_seed 5")
+    reference = vowpalwabbit.Workspace(f"{DEFAULT_ARGS} {EXPLORATIONS[DEFAULT_EXPLORATION]} --epsilon 0.1 --random_seed 5")
     rng = np.random.default_rng(9)
     for _ in range(300):
         context = Context({"query_tokens": float(rng.integers(1, 5)), "slot=genre": float(rng.random() < 0.5)})

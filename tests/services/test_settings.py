@@ -119,3 +119,11 @@ def test_secrets_never_show():
     assert values["LTRR_API_KEY"] == "set"
     assert values["LTRR_REDIS_URL"] == "redis://***@h:1/0" and values["LTRR_OPENSEARCH_URL"] == "https://***@os:9200"
     assert {row["name"]: row["value"] for row in describe_settings(Settings(), environ={})}["LTRR_API_KEY"] == "unset"
+
+
+def test_the_default_exploration_setting_is_the_policy_default():
+    from bandit.vw_policy import DEFAULT_EXPLORATION, EXPLORATIONS
+    from services.settings import Settings
+
+    assert Settings().bandit_exploration == DEFAULT_EXPLORATION
+    assert set(Settings.model_fields["bandit_exploration"].annotation.__args__) == set(EXPLORATIONS)
