@@ -30,6 +30,40 @@ def memory_evidence(best_score: float | None) -> str:
 
 CLICKED_RATE = 0.15
 
+HISTORY_SCOPES = ("query", "kind")
+
+
+def query_kind(context: Context) -> str:
+    """The kind of a query, read off its context features alone (recognised slots, token length, what the
+    memory index knows): the same string for the service, which keys the strategy history by it, and for
+    ingest, which reads it back from the logged context."""
+    features = context.features
+    slots = "+".join(kind for kind in SLOT_KINDS if f"slot={kind}" in features) or "none"
+    tokens = next((name for name in features if name.startswith("tokens=")), "tokens=?")
+    evidence = next((name for name in features if name.startswith("memory_evidence=")), "memory_evidence=?")
+    return f"slots={slots}|{tokens}|{evidence}"
+
+
+def history_scopes(normalized_query: str, context: Context) -> dict[str, str]:
+    """The memory-index scope of each of ``HISTORY_SCOPES`` for this query: its text, and its kind."""
+    return {"query": f"q:{normalized_query}", "kind": f"k:{query_kind(context)}"}
+
+
+def with_history(context: Context, history: Mapping[str, Mapping[str, tuple[float, float]]]) -> Context:
+    """``context`` plus what each strategy has earned under each scope of ``HISTORY_SCOPES``: from
+    ``(drawn, credited)`` (impressions it drew for, and those where it supplied an engaged entity),
+    ``<scope>_credit_<strategy>`` = credited / (drawn + 1), which is 0 until the strategy has earned
+    something and approaches its credit rate as draws accumulate, and ``<scope>_tried_<strategy>`` =
+    drawn / (drawn + 3). With VW's context x action interactions they price each plan's strategies."""
+    features = dict(context.features)
+    for scope in HISTORY_SCOPES:
+        for strategy, (drawn, credited) in sorted(history.get(scope, {}).items()):
+            if drawn <= 0:
+                continue
+            features[f"{scope}_credit_{strategy}"] = credited / (drawn + 1.0)
+            features[f"{scope}_tried_{strategy}"] = drawn / (drawn + 3.0)
+    return Context(features)
+
 
 def context_features(
     query: Query,

@@ -1,6 +1,6 @@
 """Q2E memory: per normalized query, which entities people engaged with (Redis or in-process)."""
 
-from memory_index.base import EntityMeta, EntityStat, MemoryStore, observed_score
+from memory_index.base import EntityMeta, EntityStat, MemoryStore, StrategyOutcome, StrategyRecord, observed_score
 from memory_index.cold_start import predicted_pairs
 from memory_index.local_store import LocalMemoryStore
 from memory_index.redis_store import RedisMemoryStore
@@ -11,6 +11,8 @@ __all__ = [
     "LocalMemoryStore",
     "MemoryStore",
     "RedisMemoryStore",
+    "StrategyOutcome",
+    "StrategyRecord",
     "observed_score",
     "predicted_pairs",
 ]

@@ -26,6 +26,26 @@ class EntityStat:
     predicted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class StrategyOutcome:
+    """What one finalized impression says about its retrieval strategies, under each of ``scopes`` (e.g.
+    the query and the kind of query): which strategies drew candidates, and which of them supplied an
+    engaged entity (credit from the candidates' provenance)."""
+
+    scopes: tuple[str, ...]
+    drawn: tuple[str, ...]
+    credited: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyRecord:
+    """A strategy's history under one scope: impressions it drew for, and how many of those it supplied an
+    engaged entity in."""
+
+    drawn: float
+    credited: float
+
+
 @runtime_checkable
 class MemoryStore(Protocol):
     """Q2E statistics, optionally with exponential time decay.
@@ -75,6 +95,16 @@ class MemoryStore(Protocol):
 
     def forget(self, entity_ids: Sequence[str]) -> None:
         """Remove entities from every query (entity deleted from the catalog)."""
+        ...
+
+    def record_strategies(self, outcomes: Sequence[StrategyOutcome]) -> None:
+        """Add each outcome to the strategy history of each of its scopes (one round trip). A scope's
+        history expires ``retention_s`` after its last outcome, where the backend has a retention."""
+        ...
+
+    def strategy_history(self, scopes: Sequence[str]) -> dict[str, dict[str, StrategyRecord]]:
+        """Per scope, per strategy with any history there, its ``StrategyRecord`` (one round trip; a scope
+        never recorded maps to ``{}``)."""
         ...
 
     def ping(self) -> bool: ...

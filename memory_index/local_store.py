@@ -12,6 +12,8 @@ from typing import Iterable, Sequence
 
 from memory_index.base import (
     EntityStat,
+    StrategyOutcome,
+    StrategyRecord,
     check_half_life,
     check_prior,
     check_smoothing,
@@ -59,6 +61,7 @@ class LocalMemoryStore:
         self._pairs_by_query: dict[str, dict[str, _PairCounts]] = {}
         self._queries_by_entity: dict[str, set[str]] = {}
         self._exposure_by_entity: dict[str, int] = {}
+        self._strategies_by_scope: dict[str, dict[str, list[float]]] = {}  # scope -> strategy -> [drawn, credited]
 
     def record(self, query: str, shown: Sequence[str], clicked: Iterable[str], timestamp: float) -> None:
         entity_ids, clicked_set = unique_shown(shown, clicked)
@@ -143,8 +146,26 @@ class LocalMemoryStore:
     def ping(self) -> bool:
         return True
 
+    def record_strategies(self, outcomes: Sequence[StrategyOutcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                for scope in outcome.scopes:
+                    by_strategy = self._strategies_by_scope.setdefault(scope, {})
+                    for strategy in dict.fromkeys(outcome.drawn):
+                        by_strategy.setdefault(strategy, [0.0, 0.0])[0] += 1.0
+                    for strategy in dict.fromkeys(outcome.credited):
+                        by_strategy.setdefault(strategy, [0.0, 0.0])[1] += 1.0
+
+    def strategy_history(self, scopes: Sequence[str]) -> dict[str, dict[str, StrategyRecord]]:
+        with self._lock:
+            return {
+                scope: {strategy: StrategyRecord(drawn, credited) for strategy, (drawn, credited) in self._strategies_by_scope.get(scope, {}).items()}
+                for scope in scopes
+            }
+
     def clear(self) -> None:
         with self._lock:
+            self._strategies_by_scope.clear()
             self._pairs_by_query.clear()
             self._queries_by_entity.clear()
             self._exposure_by_entity.clear()

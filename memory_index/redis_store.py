@@ -33,6 +33,8 @@ import redis.client
 from contracts import BackendUnavailable, ConfigError
 from memory_index.base import (
     EntityStat,
+    StrategyOutcome,
+    StrategyRecord,
     check_half_life,
     check_prior,
     check_smoothing,
@@ -253,6 +255,48 @@ class RedisMemoryStore:
             for entity_id in late:
                 args += [entity_id, "2"]
         return (keys, args) if len(args) > 5 else None
+
+    def _strategy_key(self, scope: str) -> str:
+        return f"{self.prefix}strategy:{scope}"
+
+    def record_strategies(self, outcomes: Sequence[StrategyOutcome]) -> None:
+        with self._unavailable_as_error():
+            writing = self._client.pipeline(transaction=True)
+            self.queue_strategy_outcomes(writing, outcomes)
+            if len(writing):
+                writing.execute()
+
+    def queue_strategy_outcomes(self, pipeline: redis.client.Pipeline, outcomes: Sequence[StrategyOutcome]) -> None:
+        """``record_strategies`` queued on ``pipeline`` (a MULTI the caller executes with its own writes)."""
+        increments: dict[str, dict[str, int]] = {}
+        for outcome in outcomes:
+            fields = [f"d:{strategy}" for strategy in dict.fromkeys(outcome.drawn)]
+            fields += [f"c:{strategy}" for strategy in dict.fromkeys(outcome.credited)]
+            for scope in outcome.scopes:
+                by_field = increments.setdefault(self._strategy_key(scope), {})
+                for name in fields:
+                    by_field[name] = by_field.get(name, 0) + 1
+        for key, by_field in increments.items():
+            for name, amount in by_field.items():
+                pipeline.hincrby(key, name, amount)
+            if self.retention_s is not None:
+                pipeline.expire(key, self.retention_s)
+
+    def strategy_history(self, scopes: Sequence[str]) -> dict[str, dict[str, StrategyRecord]]:
+        if not scopes:
+            return {}
+        with self._unavailable_as_error():
+            reading = self._client.pipeline(transaction=False)
+            for scope in scopes:
+                reading.hgetall(self._strategy_key(scope))
+            answers = reading.execute()
+        history: dict[str, dict[str, StrategyRecord]] = {}
+        for scope, stored in zip(scopes, answers, strict=True):
+            strategies = {name.split(":", 1)[1] for name in stored}
+            history[scope] = {
+                strategy: StrategyRecord(float(stored.get(f"d:{strategy}", 0)), float(stored.get(f"c:{strategy}", 0))) for strategy in strategies
+            }
+        return history
 
     def totals(self) -> dict[str, int]:
         """Raw, undecayed totals: queries recorded, distinct entities shown, impressions, clicks."""

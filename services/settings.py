@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     bandit_exploration: Literal["epsilon", "bag", "cover", "squarecb"] = Field(
         default="bag", description="How the bandit explores: epsilon-greedy, bagging (5 bootstraps), online cover (5) or SquareCB."
     )
+    bandit_history_features: bool = Field(
+        default=False,
+        description="The bandit's context carries what each strategy earned for this query and its kind (memory index); ingest records it. Experimental: see the README.",
+    )
     bandit_probability_floor: float = Field(
         default=0.002, ge=0.0, lt=1.0,
         description="Least probability of every allowed plan (at most 1 / plans); a distribution below it is mixed with the uniform one up to it.",

@@ -173,6 +173,7 @@ def open_run_pipeline(
         attribution_window_s=settings.attribution_window_s,
         fallback_strategies=fallback_strategies(settings),
         randomize_pages=settings.randomize_pages,
+        strategy_history=settings.bandit_history_features,
     )
     return pipeline, retrievers, memory
 

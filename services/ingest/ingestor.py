@@ -16,12 +16,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from bandit.context import history_scopes
 from bandit.reward import RewardConfig, reward
 from contracts import BadRequest, Context, Decision
 from contracts.events import Event, FeedbackEvent, ImpressionEvent
-from memory_index.base import MemoryStore
+from memory_index.base import MemoryStore, StrategyOutcome
 from services.eventlog import LogLine, read_log
 from services.ingest.rows import TrainingRow
 
@@ -73,6 +74,16 @@ def finalize(impression: ImpressionEvent, feedback: Sequence[FeedbackEvent], con
     drawn = decision.plan.total - sum(decision.plan.quota(name) for name in impression.skipped) + len(impression.fallback)
     value = reward(((event.event, event.time - start) for event in in_time), drawn, config)
     return LoggedRound(impression.request_id, start, dict(impression.context), decision, value, engaged)
+
+
+def strategy_outcome(impression: ImpressionEvent, logged: LoggedRound, sources_by_entity: Mapping[str, Iterable[str]]) -> StrategyOutcome:
+    """What this impression says about its strategies, under the query's and its kind's scopes: those that
+    drew (skipped ones did not) and those that supplied an engaged entity (from the candidates' provenance,
+    ``sources_by_entity``)."""
+    drawn = tuple(strategy for strategy, quota in logged.decision.plan.quotas if quota > 0 and strategy not in impression.skipped)
+    supplied = {strategy for entity_id in logged.engaged for strategy in sources_by_entity.get(entity_id, ())}
+    scopes = tuple(history_scopes(impression.query.normalized, Context(logged.context)).values())
+    return StrategyOutcome(scopes, drawn, tuple(strategy for strategy in drawn if strategy in supplied))
 
 
 def new_events(
@@ -153,7 +164,9 @@ class Ingestor:
         learn: Callable[[Context, Decision, float], None],
         retrain: Callable[[Path], str] | None = None,
         min_new_rows: int = 200,
+        strategy_history: bool = False,
     ) -> None:
+        self.strategy_history = strategy_history
         self.log_path = Path(log_path)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +250,9 @@ class Ingestor:
     def _apply(self, impression: ImpressionEvent, logged: LoggedRound, rows: Any, report: IngestReport) -> None:
         shown = [item.entity_id for item in impression.page]
         self.memory.record(impression.query.normalized, shown, logged.engaged.keys(), logged.time)
+        if self.strategy_history:
+            sources = {candidate.entity_id: candidate.sources.keys() for candidate in impression.candidates}
+            self.memory.record_strategies([strategy_outcome(impression, logged, sources)])
         self.learn(Context(logged.context), logged.decision, logged.reward)
         report.finalized += 1
         report.reward_sum += logged.reward

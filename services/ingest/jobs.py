@@ -97,6 +97,7 @@ def ingest_job(settings: Settings, serving: ServingPipeline, save_models: bool =
         learn,
         retrain=lambda rows: retrain_ranker(settings, models, rows, lambda: serving.ranker, install),
         min_new_rows=settings.ranker_min_new_impressions,
+        strategy_history=settings.bandit_history_features,
     )
     return IngestJob(ingestor, models, serving.learn, save_models)
 
@@ -167,6 +168,7 @@ def open_ingest_job(settings: Settings, on_wait: Callable[[str, float], None] | 
             retrain=retrainer,
             lease=lease,
             clock=time.time,
+            strategy_history=settings.bandit_history_features,
         )
     except BaseException:
         lease.release()

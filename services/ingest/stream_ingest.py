@@ -40,12 +40,13 @@ from bandit.reward import RewardConfig
 from contracts import BadRequest, Context
 from contracts.artifacts import ModelStore
 from contracts.events import FeedbackEvent, ImpressionEvent, event_from_json
+from memory_index.base import StrategyOutcome
 from memory_index.redis_store import Record, RedisMemoryStore
 from services.eventlog import stream_id_key as _key
 from services.eventstream import FIELD, GROUP, STREAM
 from services.ingest.archive import Archive
 from services.ingest.failpoints import failpoint
-from services.ingest.ingestor import IngestReport, LoggedRound, finalize
+from services.ingest.ingestor import IngestReport, LoggedRound, finalize, strategy_outcome
 from services.ingest.lease import Lease
 from services.ingest.rows import row_line
 
@@ -89,6 +90,14 @@ def _row(opened: _Open, logged: LoggedRound) -> str | None:
     labels = [logged.engaged.get(entity_id, 0) for entity_id in entity_ids]
     positions = [shown_at.get(entity_id, 0) for entity_id in entity_ids]
     return row_line(logged.request_id, logged.time, opened.impression.model_versions.get("ranker", ""), features, labels, positions)
+
+
+def _sources(opened: _Open) -> dict[str, list[str]]:
+    """The strategies that supplied each logged candidate of an impression (its provenance)."""
+    try:
+        return {str(candidate["entity_id"]): list(candidate.get("sources", {})) for candidate in orjson.loads(opened.text)["candidates"]}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 @dataclass(slots=True)
@@ -135,7 +144,9 @@ class StreamIngestor:
         max_entries_per_pass: int = 5000,
         stream: str = STREAM,
         group: str = GROUP,
+        strategy_history: bool = False,
     ) -> None:
+        self.strategy_history = strategy_history
         self.client = client
         self.memory = memory
         self.models = models
@@ -370,6 +381,7 @@ class StreamIngestor:
         # 1. counters: memory index, totals and the applied-marker, all or nothing.
         counting = self.client.pipeline(transaction=True)
         records: list[Record] = []
+        outcomes: list[StrategyOutcome] = []
         markers_by_bucket: dict[str, dict[str, str]] = {}
         totals = {"impressions_applied": 0, "feedback_applied": 0, "feedback_late": 0, "orphan_feedback": 0, "malformed": 0}
         for (opened, logged), marker in zip(rounds, markers, strict=True):
@@ -383,6 +395,8 @@ class StreamIngestor:
             )
             totals["impressions_applied"] += 1
             totals["feedback_applied"] += len(opened.feedback)
+            if self.strategy_history:
+                outcomes.append(strategy_outcome(impression, logged, _sources(opened) if logged.engaged else {}))
         for (event, entry_id), target in zip(late, late_targets, strict=True):
             if target == COUNTED or entry_id in counted_once:
                 continue  # counted before a crash or in an earlier pass: acknowledged now, counted once
@@ -401,6 +415,7 @@ class StreamIngestor:
                 totals["malformed"] += 1
                 markers_by_bucket.setdefault(self._entry_bucket(entry_id), {})[f"x:{entry_id}"] = COUNTED
         self.memory.queue_records(counting, records)
+        self.memory.queue_strategy_outcomes(counting, outcomes)  # with the markers: counted once
         for bucket, fields in markers_by_bucket.items():
             counting.hset(bucket, mapping=cast(Any, fields))
             counting.expire(bucket, ttl)

@@ -18,13 +18,14 @@ from typing import Callable, Iterator, Mapping, Protocol, Sequence
 import numpy as np
 
 from bandit.base import Policy
-from bandit.context import context_features
+from bandit.context import context_features, history_scopes, with_history
 from catalog.schema import Entity
 from contracts import (
     BackendUnavailable,
     BadRequest,
     Candidate,
     ConfigError,
+    Context,
     Decision,
     EntityFacts,
     Hit,
@@ -155,6 +156,7 @@ class Pipeline:
     observer: Observer = field(default_factory=NoObserver)
     degraded: Callable[[], tuple[str, ...]] = tuple  # the dependencies currently down (the stack knows)
     randomize_pages: float = 0.0  # share of pages with one adjacent pair in random order (LTRR_RANDOMIZE_PAGES)
+    strategy_history: bool = False  # the bandit's context carries each strategy's history (LTRR_BANDIT_HISTORY_FEATURES)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
     _catalog_seen: int = field(default=0, init=False)  # journal lines this process's in-memory state has
     _journal_size: int = field(default=-1, init=False)
@@ -162,6 +164,19 @@ class Pipeline:
     _executor: ThreadPoolExecutor = field(init=False)
     _page_rng: np.random.Generator = field(init=False)
     _page_rng_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _with_strategy_history(self, normalized_query: str, context: Context) -> Context:
+        """What each strategy earned for this query and its kind (one memory-index round trip; nothing
+        while the memory index is down)."""
+        scopes = history_scopes(normalized_query, context)
+        try:
+            stored = self.memory.strategy_history(list(scopes.values()))
+        except BackendUnavailable:
+            stored = {}
+        return with_history(context, {
+            scope: {strategy: (record.drawn, record.credited) for strategy, record in stored.get(key, {}).items()}
+            for scope, key in scopes.items()
+        })
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.fallback_strategies if name not in self.retrievers]
@@ -228,6 +243,8 @@ class Pipeline:
         except BackendUnavailable:  # the memory index is down: choose as for a query it has not seen
             best, seen = [], 0
         context = context_features(query, seen, request_context, best[0].score if best else None)
+        if self.strategy_history:
+            context = self._with_strategy_history(query.normalized, context)
         chose = time.perf_counter()
         with self._policy_lock:
             decision = self.policy.choose(context, self.plans, float(self.rng.random()))

@@ -30,7 +30,7 @@ import redis
 
 from contracts import BackendUnavailable, ConfigError
 from contracts.events import Event
-from memory_index.base import EntityStat, MemoryStore
+from memory_index.base import EntityStat, MemoryStore, StrategyOutcome, StrategyRecord
 from services.eventstream import RedisEventStream, encode
 from services.search.ledger import Claim, LocalLedger, RedisLedger, ShownPage
 
@@ -123,6 +123,12 @@ class GuardedMemory:
 
     def forget(self, entity_ids: Sequence[str]) -> None:
         self.breaker.call(lambda: self.store.forget(entity_ids))
+
+    def record_strategies(self, outcomes: Sequence[StrategyOutcome]) -> None:
+        self.breaker.call(lambda: self.store.record_strategies(outcomes))
+
+    def strategy_history(self, scopes: Sequence[str]) -> dict[str, dict[str, StrategyRecord]]:
+        return self.breaker.call(lambda: self.store.strategy_history(scopes))
 
     def ping(self) -> bool:
         if not self.breaker.allows():

@@ -133,6 +133,7 @@ def open_stack(
                 observer=metrics,
                 degraded=lambda: ("memory_index", "event_stream") if breaker.down else (),
                 randomize_pages=settings.randomize_pages,
+                strategy_history=settings.bandit_history_features,
             )
             try:
                 finished = pipeline.finish_interrupted_writes()

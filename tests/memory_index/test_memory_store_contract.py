@@ -263,3 +263,28 @@ def test_redis_unreachable_says_so_without_printing_the_url():
 def test_redis_malformed_url_is_a_config_error():
     with pytest.raises(ConfigError, match="^url: not a Redis URL"):
         RedisMemoryStore("http://not-redis")
+
+
+def test_strategy_history_counts_draws_and_credit_per_scope(store):
+    from memory_index import StrategyOutcome, StrategyRecord
+
+    store.record_strategies([
+        StrategyOutcome(("q:jazz", "k:genre"), drawn=("lexical", "dense"), credited=("dense",)),
+        StrategyOutcome(("q:jazz", "k:genre"), drawn=("lexical", "lexical"), credited=()),  # a strategy counts once
+        StrategyOutcome(("q:blues", "k:genre"), drawn=("memory",), credited=("memory",)),
+    ])
+    history = store.strategy_history(["q:jazz", "k:genre", "q:never"])
+    assert history["q:jazz"] == {"lexical": StrategyRecord(2.0, 0.0), "dense": StrategyRecord(1.0, 1.0)}
+    assert history["k:genre"] == {"lexical": StrategyRecord(2.0, 0.0), "dense": StrategyRecord(1.0, 1.0), "memory": StrategyRecord(1.0, 1.0)}
+    assert history["q:never"] == {}
+    assert store.strategy_history([]) == {}
+    store.clear()
+    assert store.strategy_history(["q:jazz"]) == {"q:jazz": {}}
+
+
+def test_strategy_history_expires_with_the_retention(redis_url):
+    from memory_index import StrategyOutcome
+
+    store = RedisMemoryStore(redis_url, retention_s=60)
+    store.record_strategies([StrategyOutcome(("q:jazz",), drawn=("lexical",), credited=("lexical",))])
+    assert 0 < redis.Redis.from_url(redis_url).ttl("ltrr:q2e:strategy:q:jazz") <= 60

@@ -138,3 +138,27 @@ def test_memory_evidence_separates_predicted_shown_and_clicked():
     assert memory_evidence(0.3) == "predicted"
     assert memory_evidence(1 + (0 + 2 * 0.05) / (1 + 2)) == "shown"
     assert memory_evidence(1 + (1 + 2 * 0.05) / (1 + 2)) == "clicked"
+
+
+def test_strategy_history_reaches_the_bandit_context_from_earlier_impressions(settings, embedder):
+    """LTRR_BANDIT_HISTORY_FEATURES in the closed loop: an impression's ``query_tried_<strategy>`` counts at
+    most the earlier impressions of the same query whose plan drew that strategy (ingest runs behind), and
+    repeated queries carry credit."""
+    settings = settings.model_copy(update={"bandit_history_features": True})
+    run_one(settings, RunSpec("learned", "vw"), queries=240, seed=3, ingest_every=40, embedder=embedder)
+    log = settings.data_dir / "simulations" / "seed3" / "learned" / "events" / "events.jsonl"
+    impressions = [event for event in map(json.loads, log.read_text().splitlines()) if event["kind"] == "impression"]
+    drawn_before: dict[tuple[str, str], int] = {}
+    tried = credited = 0
+    for event in impressions:
+        query = event["query"]["normalized"]
+        for name, value in event["context"].items():
+            if name.startswith("query_tried_"):
+                draws = 3 * value / (1 - value)  # tried = drawn / (drawn + 3)
+                assert draws <= drawn_before.get((query, name.removeprefix("query_tried_")), 0) + 1e-6, (query, name, draws)
+                tried += 1
+            credited += name.startswith("query_credit_") and value > 0
+        for strategy, quota in event["plan"].items():
+            if quota > 0 and strategy not in event.get("skipped", {}):
+                drawn_before[(query, strategy)] = drawn_before.get((query, strategy), 0) + 1
+    assert tried > 0 and credited > 0, (tried, credited)

@@ -174,3 +174,28 @@ def test_ranker_rows_hold_the_logged_features_and_graded_labels(ingest_settings,
     assert set(rows) == {"r1", "r3"}, "r2 had no engagement"
     assert rows["r1"].features == ((0.1, 0.2), (0.3, 0.4)) and rows["r1"].labels == (1, 3), "a click on a, a play on b"
     assert rows["r3"].labels == (0, 1) and rows["r1"].time == 100.0
+
+
+def test_strategy_history_credits_the_strategies_that_supplied_engaged_entities_once(ingest_settings, redis_url):
+    """LTRR_BANDIT_HISTORY_FEATURES: each finalized impression counts a draw for every strategy its plan drew
+    from, and credit for those that supplied an engaged entity, under the query and its kind, in the same
+    transaction as the counters (the same events ingested again change nothing)."""
+    from memory_index import RedisMemoryStore, StrategyRecord
+
+    settings = ingest_settings.model_copy(update={"bandit_history_features": True})
+    traffic = [dict(event) for event in TRAFFIC]
+    for event in traffic:
+        if event["kind"] == "impression":
+            event["candidates"] = [{**event["candidates"][0], "sources": {"lexical": [2.0, 1]}},
+                                   {**event["candidates"][1], "sources": {"lexical": [1.0, 2], "dense": [0.5, 1]}}]
+    _push(redis_url, traffic)
+    assert _flush(settings).finalized == 3
+    expected = {"lexical": StrategyRecord(2.0, 2.0), "dense": StrategyRecord(1.0, 0.0)}  # r1, r3 lexical and clicked; r2 dense, no click
+    kind = "k:slots=genre|tokens=?|memory_evidence=?"  # the hand-made context has a slot and nothing else
+    store = RedisMemoryStore(redis_url)
+    assert store.strategy_history(["q:jazz", kind]) == {"q:jazz": expected, kind: expected}
+    _push(redis_url, traffic)
+    _flush(settings)
+    assert store.strategy_history(["q:jazz", kind]) == {"q:jazz": expected, kind: expected}
+    assert not [key for key in redis.Redis.from_url(redis_url, decode_responses=True).scan_iter("ltrr:q2e:strategy:*")
+                if key not in ("ltrr:q2e:strategy:q:jazz", f"ltrr:q2e:strategy:{kind}")]
