@@ -140,12 +140,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--uniform-data-dir", type=Path, help="Where the uniform runs are, when not in --data-dir (same catalog and seeds).")
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     learned = {seed: read_run(args.data_dir, seed, "learned") for seed in args.seeds}
-    uniform = {seed: read_run(args.data_dir, seed, "uniform") for seed in args.seeds}
+    uniform = {seed: read_run(args.uniform_data_dir or args.data_dir, seed, "uniform") for seed in args.seeds}
     values = plan_values([query for queries in uniform.values() for query in queries])
     kinds = sorted(values)
 
