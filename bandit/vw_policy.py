@@ -49,10 +49,11 @@ class VWPolicy:
     ``args`` are VW options without ``--epsilon`` (given separately) or ``--random_seed`` (``seed``);
     ``plans`` optionally records the plan space in the manifest.
 
-    ``exploration`` names VW's exploration (``EXPLORATIONS``); ``probability_floor`` is the least
-    probability any offered plan gets: a distribution with a plan below it is mixed with the uniform one
-    just enough to lift it there (and left as it is otherwise), so every plan keeps being tried and every
-    importance weight stays below 1 / floor. The logged distribution is the final one.
+    ``exploration`` names VW's exploration (``EXPLORATIONS``; baked into the saved model). ``probability_floor``
+    is the least probability any offered plan gets (at most 1 / plans: uniform): a distribution with a plan
+    below it is mixed with the uniform one just enough to lift it there (and left as it is otherwise), so
+    every plan keeps being tried and every importance weight stays below 1 / floor. The logged distribution
+    is the final one. The floor is a serving transform: the caller may set it on a loaded policy.
 
     ``explore_halflife`` > 0 adds warm-up exploration on top of VW's epsilon: the distribution is mixed
     with the uniform one at weight ``0.5 ** (updates / explore_halflife)``, so a new policy chooses
@@ -79,14 +80,12 @@ class VWPolicy:
             raise ConfigError.about("epsilon", f"expected a probability in [0, 1], got {epsilon!r}")
         if "--epsilon" in args or "--random_seed" in args:
             raise ConfigError.about("args", f"pass epsilon and seed separately, not inside {args!r}")
-        if not 0 <= probability_floor < 1 or (plans and probability_floor * len(plans) > 1):
-            raise ConfigError.about(
-                "probability_floor", f"expected a probability in [0, 1 / plans] = [0, {1 / max(1, len(plans)):.4g}], got {probability_floor!r}"
-            )
+        if not 0 <= probability_floor < 1:
+            raise ConfigError.about("probability_floor", f"expected a probability in [0, 1) (above 1 / plans it means uniform), got {probability_floor!r}")
         if _model_file is None:
             if exploration not in EXPLORATIONS:
                 raise ConfigError.about("exploration", f"expected one of {', '.join(EXPLORATIONS)}, got {exploration!r}")
-            inside = [option for option in _EXPLORATION_OPTIONS if option in args.split()]
+            inside = [option for option in _EXPLORATION_OPTIONS if option in {token.split("=", 1)[0] for token in args.split()}]
             if inside:
                 raise ConfigError.about("args", f"{' '.join(inside)} inside {args!r}: choose the exploration separately, not inside the VW options")
         self.seed = seed

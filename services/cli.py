@@ -351,7 +351,7 @@ def ingest(
                     job.close()
                     job = _open_ingest(settings, waiting, stop)
                     if job is None:
-                        return
+                        return  # SIGTERM while waiting for Redis: the old job is closed, there is no new one
                     continue
                 backoff = 1.0
                 if follow <= 0:
@@ -369,7 +369,8 @@ def ingest(
         except KeyboardInterrupt:
             pass
         finally:
-            job.close()
+            if job is not None:
+                job.close()
 
 
 def _open_ingest(settings: Settings, waiting: Callable[[str, float], None], stop: threading.Event | None) -> Any:

@@ -183,7 +183,7 @@ def local_store(settings: Settings) -> LocalMemoryStore:
         return LocalMemoryStore(half_life_s=settings.memory_half_life_s)
 
 
-class RedisUnreachable(ConfigError):
+class RedisUnreachable(ConfigError, BackendUnavailable):
     """Redis gives no answer at a configured URL: an outage a long-running process may wait out, unlike a
     refused password or a server that is not Redis (plain ``ConfigError``)."""
 
@@ -330,7 +330,11 @@ def open_retrievers(
 def _vw(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
     version = serving_version(models, "bandit") if models is not None else None
     if models is not None and version is not None:
-        return _load_vw(models.directory("bandit", version), seed)
+        policy = _load_vw(models.directory("bandit", version), seed)
+        # The floor is a serving transform: the configured one applies to a published bandit too (the
+        # exploration is part of the saved model and stays what it was trained with).
+        policy.probability_floor = settings.bandit_probability_floor
+        return policy
     with named_settings(epsilon="bandit_epsilon", args="bandit_vw_args", explore_halflife="bandit_explore_halflife",
                         exploration="bandit_exploration", probability_floor="bandit_probability_floor"):
         return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
@@ -369,8 +373,11 @@ def library_seed(settings: Settings) -> int:
 
 
 def policy_from_directory(directory: Path, settings: Settings) -> Policy:
-    """A saved VW policy (the reloader and replay read saved policies only through here)."""
-    return _load_vw(directory, library_seed(settings))
+    """A saved VW policy (the reloader and replay read saved policies only through here), serving with
+    the configured probability floor."""
+    policy = _load_vw(directory, library_seed(settings))
+    policy.probability_floor = settings.bandit_probability_floor
+    return policy
 
 
 def _load_vw(directory: Path, seed: int) -> VWPolicy:

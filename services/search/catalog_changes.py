@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,8 @@ from contracts import BackendUnavailable, EntityFacts
 from memory_index.base import MemoryStore
 from memory_index.cold_start import cold_start as predict_pairs
 from retrievers.text import normalize_query
+
+logger = logging.getLogger(__name__)
 
 
 def entity_facts(entity: Entity) -> EntityFacts:
@@ -51,6 +54,7 @@ def _flock(descriptor: int, timeout_s: float | None, path: Path) -> None:
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
+                logger.error("the catalog lock %s has been held by another process for over %.0f s", path, timeout_s)
                 raise BackendUnavailable(
                     f"the catalog is being written by another process for over {timeout_s:.0f} s; retry the write"
                 ) from None

@@ -50,7 +50,7 @@ class Metrics:
         # The version strings themselves would be a label without bound (one per publish) that multiprocess
         # mode can never clear; they are in /healthz and in every response's model_versions.
         self.model_loaded = Gauge(
-            "ltrr_model_loaded_timestamp_seconds", "When the serving model of each kind was swapped in (the stalest worker's).",
+            "ltrr_model_loaded_timestamp_seconds", "When this process's metrics first saw its serving model of each kind (checked at every scrape, and every 5 s with several workers; the stalest worker's).",
             ["kind"], registry=r, multiprocess_mode="livemin",
         )
         self._serving: dict[str, str] = {}

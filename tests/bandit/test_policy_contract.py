@@ -168,8 +168,12 @@ def test_exploration_and_floor_errors_name_the_parameter():
         VWPolicy(seed=0, exploration="softmax")
     with pytest.raises(ConfigError, match=r"^args: --bag inside .*choose the exploration separately"):
         VWPolicy(seed=0, args="--cb_explore_adf --bag 5 --quiet")
-    with pytest.raises(ConfigError, match=r"^probability_floor: expected a probability in \[0, 1 / plans\]"):
-        VWPolicy(seed=0, probability_floor=0.05, plans=PLANS)  # 26 plans x 0.05 > 1
+    with pytest.raises(ConfigError, match=r"^probability_floor: expected a probability in \[0, 1\)"):
+        VWPolicy(seed=0, probability_floor=1.0)
+    # Above 1 / plans the floor can only mean uniform (26 plans x 0.05 > 1): served as such, not refused.
+    assert VWPolicy(seed=0, probability_floor=0.05).distribution(CONTEXT, PLANS) == pytest.approx((1 / len(PLANS),) * len(PLANS))
+    with pytest.raises(ConfigError, match=r"^args: --bag inside"):
+        VWPolicy(seed=0, args="--cb_explore_adf --bag=5 --quiet")
 
 
 def test_vw_warm_up_starts_uniform_and_halves_every_halflife(tmp_path):

@@ -260,6 +260,13 @@ def test_ingest_follow_started_before_redis_waits_for_it(traffic, clean_run, tmp
         "error: LTRR_REDIS_URL is set but Redis does not answer there (no answer to PING); start Redis there or fix the URL"]
 
     environment = _environment(url, LTRR_ATTRIBUTION_WINDOW_S="1", LTRR_INGEST_LATENESS_S="0")
+    waiting = subprocess.Popen([LTRR, "ingest", "--follow", "1", "--data-dir", str(tmp_path / "waiting")], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(3)
+    waiting.send_signal(signal.SIGTERM)  # while it waits for Redis: a clean stop
+    output = waiting.communicate(timeout=10)[0]
+    assert waiting.returncode == 0 and "Traceback" not in output, output
+
     ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1", "--data-dir", str(tmp_path / "data")], env=environment,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     server = None

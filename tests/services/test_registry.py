@@ -139,3 +139,25 @@ def test_the_running_service_never_imports_training_ranx_or_numba(settings):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_published_bandit_serves_with_the_configured_probability_floor(tmp_path):
+    """The floor is a serving transform: a bandit saved without one (or with another) serves with
+    LTRR_BANDIT_PROBABILITY_FLOOR, through the start-up load and the reloader's load alike."""
+    from bandit import VWPolicy, plan_space
+    from contracts import Context
+    from contracts.artifacts import ModelStore
+    from services.registry import make_policy, policy_from_directory
+    from services.settings import Settings
+
+    plans = plan_space(["lexical", "dense", "memory"])
+    saved = VWPolicy(seed=1, epsilon=0.0, exploration="epsilon", plans=plans)
+    for number in range(50):
+        context = Context({"hour": float(number % 3)})
+        saved.learn(context, saved.choose(context, plans, 0.5), 1.0)
+    models = ModelStore(tmp_path / "models")
+    models.publish("bandit", models.save("bandit", saved.save))
+    settings = Settings(data_dir=tmp_path, start_local_redis=False, bandit_probability_floor=0.02)
+    for loaded in (make_policy(settings, plans, models), policy_from_directory(models.current_directory("bandit"), settings)):
+        assert min(loaded.distribution(Context({"hour": 1.0}), plans)) == pytest.approx(0.02)
+    assert min(saved.distribution(Context({"hour": 1.0}), plans)) < 0.02, "without the floor a plan falls below it"
