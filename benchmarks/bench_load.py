@@ -17,22 +17,19 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import numpy as np
+from deployment import deployment, rss_mb  # sibling modules (run as a script, its folder is on the path)
 from rich.console import Console
 from rich.table import Table
-from soak import QUERIES, _free_port, rss_mb  # the sibling benchmark (run as a script, its folder is on the path)
+from soak import QUERIES
 
-LTRR = str(Path(sys.executable).with_name("ltrr"))
 console = Console(stderr=True)
 
 
@@ -111,50 +108,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="`ltrr serve --workers` (service processes on the port).")
     parser.add_argument("--out", type=Path, default=Path("results/bench_load.json"))
     args = parser.parse_args()
-    if shutil.which("redis-server") is None:
-        sys.exit("error: redis-server is not installed; run `make install` (or apt-get install redis-server)")
-    port, redis_port = _free_port(), _free_port()
-    scratch = Path(tempfile.mkdtemp(prefix="ltrr-load-"))
-    redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(scratch)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
-    env.update({"LTRR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "LTRR_DATA_DIR": str(args.data_dir), "LTRR_PORT": str(port),
-                "LTRR_NO_PROGRESS": "1", "LTRR_DEMO_SIZE": str(args.demo_size), "HF_HUB_OFFLINE": "1", "LTRR_WORKERS": str(args.workers)})
-    logs = scratch / "logs"
-    logs.mkdir()
-    serve = ingest = None
     runs = []
-    try:
-        serve = subprocess.Popen([LTRR, "serve", "--build-if-missing"], env=env, stdout=open(logs / "serve.out", "w"), stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 1800
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            sys.exit(f"error: ltrr serve did not start; see {logs / 'serve.out'}")
-        ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=open(logs / "ingest.out", "w"), stderr=subprocess.STDOUT)
+    settings = {"LTRR_DEMO_SIZE": str(args.demo_size), "LTRR_WORKERS": str(args.workers)}
+    with deployment(args.data_dir, settings, "ltrr-load-", start_timeout_s=1800) as running:
         for number in range(1, args.runs + 1):
             console.print(f"run {number}/{args.runs}: {args.clients} clients for {args.seconds:.0f} s")
-            result = asyncio.run(one_run(base, args.clients, args.seconds, seed=number))
+            result = asyncio.run(one_run(running.base, args.clients, args.seconds, seed=number))
             time.sleep(5)  # let the service settle before its memory is read
-            result["serve_rss_mb"] = serve_rss_mb(serve.pid)
-            result["ingest_rss_mb"] = rss_mb(ingest.pid)
+            result["serve_rss_mb"] = serve_rss_mb(running.serve.pid)
+            result["ingest_rss_mb"] = rss_mb(running.ingest.pid)
             runs.append(result)
             console.print(json.dumps({k: v for k, v in result.items() if k not in ("search_status", "feedback_status")}))
-            if serve.poll() is not None or ingest.poll() is not None:
-                sys.exit(f"error: a process exited early; see {logs}")
-    finally:
-        for process in (ingest, serve):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=60)
-        redis_server.terminate()
-        redis_server.wait(timeout=10)
+            running.check_alive()
     memory_growth = runs[-1]["serve_rss_mb"] / runs[0]["serve_rss_mb"] - 1.0
     checks = {
         "no_5xx_but_503": all(not run["errors_other_than_503"] for run in runs),

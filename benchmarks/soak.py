@@ -17,13 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,10 +26,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import redis
+from deployment import deployment, rss_mb  # a sibling module (run as a script, its folder is on the path)
 from rich.console import Console
 from rich.table import Table
 
-LTRR = str(Path(sys.executable).with_name("ltrr"))
 QUERIES = ("jazz", "calm piano", "rock anthems", "sad songs", "night drive", "summer hits", "blues guitar", "focus music",
            "love songs", "workout", "chill beats", "classic rock", "sad jazz songs", "piano for studying", "road trip",
            "party hits", "acoustic", "late night jazz", "morning coffee", "rainy day")
@@ -43,23 +38,6 @@ SETTINGS = {"LTRR_ATTRIBUTION_WINDOW_S": "60", "LTRR_INGEST_LATENESS_S": "10", "
 FIGURES = ("serve_rss_mb", "ingest_rss_mb", "redis_used_mb", "disk_mb", "stream_length", "ingest_lag_s")
 FLAT = ("serve_rss_mb", "ingest_rss_mb", "redis_used_mb", "disk_mb")  # must stay within 10% after warm-up
 console = Console(stderr=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` alone (ingest's ranker retrains run in short-lived child processes)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except FileNotFoundError:
-        pass
-    return float("nan")
 
 
 def disk_mb(directory: Path) -> float:
@@ -100,65 +78,34 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/soak.json"))
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
-    if shutil.which("redis-server") is None:
-        sys.exit("error: redis-server is not installed; run `make install-system-deps` (or apt-get install redis-server)")
-    port, redis_port = _free_port(), _free_port()
-    scratch = Path(tempfile.mkdtemp(prefix="ltrr-soak-"))
-    redis_server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(scratch)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
-    env.update({"LTRR_REDIS_URL": url, "LTRR_DATA_DIR": str(args.data_dir), "LTRR_PORT": str(port), "LTRR_NO_PROGRESS": "1",
-                "LTRR_DEMO_SIZE": "2000", "HF_HUB_OFFLINE": "1", **SETTINGS})
-    logs = scratch / "logs"
-    logs.mkdir()
-    serve = ingest = None
     samples: list[dict[str, float]] = []
     counts = {"searches": 0, "feedback": 0, "errors": 0}
     stop = threading.Event()
-    try:
-        serve = subprocess.Popen([LTRR, "serve", "--build-if-missing"], env=env, stdout=open(logs / "serve.out", "w"), stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
-        else:
-            sys.exit(f"error: ltrr serve did not start; see {logs / 'serve.out'}")
-        ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=open(logs / "ingest.out", "w"), stderr=subprocess.STDOUT)
-        loader = threading.Thread(target=traffic, args=(base, args.rate, stop, counts, 1), daemon=True)
-        loader.start()
-        client = redis.Redis.from_url(url, decode_responses=True)
-        from services.eventstream import ingest_lag_s
+    with deployment(args.data_dir, {"LTRR_DEMO_SIZE": "2000", **SETTINGS}, "ltrr-soak-", start_timeout_s=600) as running:
+        try:
+            loader = threading.Thread(target=traffic, args=(running.base, args.rate, stop, counts, 1), daemon=True)
+            loader.start()
+            client = redis.Redis.from_url(running.redis_url, decode_responses=True)
+            from services.eventstream import ingest_lag_s
 
-        started = time.monotonic()
-        while time.monotonic() - started < args.minutes * 60:
-            time.sleep(args.sample_s)
-            sample = {
-                "minute": (time.monotonic() - started) / 60.0,
-                "serve_rss_mb": rss_mb(serve.pid),
-                "ingest_rss_mb": rss_mb(ingest.pid),
-                "redis_used_mb": int(client.info("memory")["used_memory"]) / 1e6,
-                "disk_mb": disk_mb(args.data_dir),
-                "stream_length": float(client.xlen("ltrr:events")),
-                "ingest_lag_s": ingest_lag_s(client),
-                "searches": float(counts["searches"]),
-            }
-            samples.append(sample)
-            console.print(" ".join(f"{name}={value:,.1f}" for name, value in sample.items()))
-            if serve.poll() is not None or ingest.poll() is not None:
-                sys.exit(f"error: a process exited early; see {logs}")
-    finally:
-        stop.set()
-        for process in (ingest, serve):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=30)
-        redis_server.terminate()
-        redis_server.wait(timeout=10)
+            started = time.monotonic()
+            while time.monotonic() - started < args.minutes * 60:
+                time.sleep(args.sample_s)
+                sample = {
+                    "minute": (time.monotonic() - started) / 60.0,
+                    "serve_rss_mb": rss_mb(running.serve.pid),
+                    "ingest_rss_mb": rss_mb(running.ingest.pid),
+                    "redis_used_mb": int(client.info("memory")["used_memory"]) / 1e6,
+                    "disk_mb": disk_mb(args.data_dir),
+                    "stream_length": float(client.xlen("ltrr:events")),
+                    "ingest_lag_s": ingest_lag_s(client),
+                    "searches": float(counts["searches"]),
+                }
+                samples.append(sample)
+                console.print(" ".join(f"{name}={value:,.1f}" for name, value in sample.items()))
+                running.check_alive()
+        finally:
+            stop.set()
     steady = [sample for sample in samples if sample["minute"] >= args.warmup_minutes]
     summary = {}
     for name in FIGURES:
