@@ -64,8 +64,13 @@ def _action_features(plan: Plan) -> str:
 def encode(context: Context, plans: Sequence[Plan], labelled_index: int | None = None, cost: float = 0.0, probability: float = 1.0) -> list[str]:
     """The multi-line example: shared line first, then one line per plan (the labelled one carries
     ``0:cost:probability``)."""
-    lines = [shared_line(context)]
-    for index, plan in enumerate(plans):
-        label = f"0:{_format_value(cost)}:{_format_value(probability)}" if index == labelled_index else ""
-        lines.append(action_line(plan, label))
+    lines = [shared_line(context), *_action_lines(tuple(plans))]
+    if labelled_index is not None:
+        lines[1 + labelled_index] = action_line(plans[labelled_index], f"0:{_format_value(cost)}:{_format_value(probability)}")
     return lines
+
+
+@functools.lru_cache(maxsize=64)
+def _action_lines(plans: tuple[Plan, ...]) -> tuple[str, ...]:
+    """The unlabelled action lines of a plan space (a policy learns every round over the same one)."""
+    return tuple(action_line(plan) for plan in plans)

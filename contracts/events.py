@@ -12,6 +12,7 @@ grade; what each engagement is worth to the bandit is a separate mapping (``band
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
@@ -69,6 +70,17 @@ def _number(record: Mapping[str, Any], name: str, parent: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise BadRequest(parent + name, f"expected a finite number, got {_short(value)}")
     return float(value)
+
+
+def _numbers(mapping: Mapping[str, Any], parent: str) -> tuple[tuple[str, float], ...]:
+    """Every (name, value) of a JSON object of finite numbers, as ``_number`` checks each (ingest reads
+    dozens an impression: a float passes on one type test)."""
+    pairs = []
+    for name, value in mapping.items():
+        if type(value) is not float or not math.isfinite(value):
+            value = _number(mapping, name, parent)
+        pairs.append((str(name), value))
+    return tuple(pairs)
 
 
 def _mapping(record: Mapping[str, Any], name: str, *, optional: bool = False) -> Mapping[str, Any]:
@@ -172,15 +184,16 @@ class ImpressionEvent:
 
     def decision(self) -> Decision:
         """The logged decision; raises ``BadRequest`` when the plan is not in the logged distribution."""
-        plans = tuple(Plan.parse(name) for name, _ in self.distribution)
-        if self.plan not in plans:
+        plans, index_of = _plans(tuple(name for name, _ in self.distribution))
+        index = index_of.get(self.plan)
+        if index is None:
             raise BadRequest("plan", f"{self.plan.name!r} is not among the plans of the logged distribution")
         return Decision(
             plan=self.plan,
             probability=self.probability,
             distribution=tuple(p for _, p in self.distribution),
             plans=plans,
-            index=plans.index(self.plan),
+            index=index,
             policy_version=self.policy_version,
             draw=self.draw,
         )
@@ -238,16 +251,14 @@ class ImpressionEvent:
             session_id=_string(query, "session_id", optional=True, non_empty=False, parent="query."),
             slots=slots,
         )
-        context = {name: _number(_mapping(checked, "context"), name, "context.") for name in _mapping(checked, "context")}
+        context = dict(_numbers(_mapping(checked, "context"), "context."))
         plan_quotas = _mapping(checked, "plan")
         if not all(isinstance(q, int) and not isinstance(q, bool) and q >= 0 for q in plan_quotas.values()):
             raise BadRequest("plan", f"expected strategy -> quota (an integer >= 0), got {_short(plan_quotas)}")
         probability = _number(checked, "probability")
         if not 0.0 < probability <= 1.0:
             raise BadRequest("probability", f"expected a number in (0, 1], got {probability!r}")
-        distribution = tuple(
-            (str(name), _number(_mapping(checked, "distribution"), name, "distribution.")) for name in _mapping(checked, "distribution")
-        )
+        distribution = _numbers(_mapping(checked, "distribution"), "distribution.")
         try:
             candidates = tuple(
                 LoggedCandidate(
@@ -280,6 +291,17 @@ class ImpressionEvent:
             fallback=_optional_ids(checked, "fallback"),
             randomized=_optional_randomization(checked, len(page)),
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _plans(names: tuple[str, ...]) -> tuple[tuple[Plan, ...], dict[Plan, int]]:
+    """The plans of a logged distribution and the first index of each, parsed once per plan space (every
+    impression of a policy logs the same)."""
+    plans = tuple(Plan.parse(name) for name in names)
+    index_of: dict[Plan, int] = {}
+    for index, plan in enumerate(plans):
+        index_of.setdefault(plan, index)
+    return plans, index_of
 
 
 def _optional_randomization(record: Mapping[str, Any], page_size: int) -> Randomization | None:
