@@ -330,11 +330,7 @@ def open_retrievers(
 def _vw(settings: Settings, plans: tuple[Plan, ...], models: ModelStore | None, seed: int) -> Policy:
     version = serving_version(models, "bandit") if models is not None else None
     if models is not None and version is not None:
-        policy = _load_vw(models.directory("bandit", version), seed)
-        # The floor is a serving transform: the configured one applies to a published bandit too (the
-        # exploration is part of the saved model and stays what it was trained with).
-        policy.probability_floor = settings.bandit_probability_floor
-        return policy
+        return _load_vw(models.directory("bandit", version), seed, settings)
     with named_settings(epsilon="bandit_epsilon", args="bandit_vw_args", explore_halflife="bandit_explore_halflife",
                         exploration="bandit_exploration", probability_floor="bandit_probability_floor"):
         return VWPolicy(seed=seed, epsilon=settings.bandit_epsilon, args=settings.bandit_vw_args, plans=plans,
@@ -373,18 +369,19 @@ def library_seed(settings: Settings) -> int:
 
 
 def policy_from_directory(directory: Path, settings: Settings) -> Policy:
-    """A saved VW policy (the reloader and replay read saved policies only through here), serving with
-    the configured probability floor."""
-    policy = _load_vw(directory, library_seed(settings))
-    policy.probability_floor = settings.bandit_probability_floor
-    return policy
+    """A saved VW policy (the reloader and replay read saved policies only through here)."""
+    return _load_vw(directory, library_seed(settings), settings)
 
 
-def _load_vw(directory: Path, seed: int) -> VWPolicy:
-    """``VWPolicy.load`` after checking every file the manifest lists (it checks only ``model.vw``)."""
+def _load_vw(directory: Path, seed: int, settings: Settings) -> VWPolicy:
+    """``VWPolicy.load`` after checking every file the manifest lists (it checks only ``model.vw``), serving
+    with the configured probability floor: the floor is a serving transform, so it applies to a published
+    bandit too (the exploration is part of the saved model and stays what it was trained with)."""
     what, fix = "bandit model", "load a directory written by VWPolicy.save, or retrain"
     verify_files(directory, read_manifest(directory, what, fix, [VW_MODEL_FILE]), what, VW_MODEL_FILE)
-    return VWPolicy.load(directory, seed=seed)
+    policy = VWPolicy.load(directory, seed=seed)
+    policy.probability_floor = settings.bandit_probability_floor
+    return policy
 
 
 def policy_for_replay(spec: str, settings: Settings) -> Policy:
