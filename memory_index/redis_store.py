@@ -27,6 +27,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence, cast
 
+import orjson
 import redis
 import redis.client
 
@@ -47,10 +48,13 @@ logger = logging.getLogger(__name__)
 # (query, shown, clicked, timestamp, late clicks): one impression's record for ``queue_records``.
 Record = tuple[str, Sequence[str], Iterable[str], float, Sequence[str]]
 
-# Any number of records in one call. KEYS: exposure, totals, then per record its counts and scores keys and
-# one key per entity; ARGV: alpha, prior, half-life, retention, cap, then per record query, time, n and n
-# (entity, flag) pairs; flag 0 shown, 1 shown and clicked, 2 clicked only (an engagement whose impression
-# was already counted).
+# Any number of records in one call. KEYS: exposure, totals; ARGV: alpha, prior, half-life, retention, cap, the
+# key prefix, then the records as one JSON array of [query, time, entity ids, flags] (flags: one character an
+# entity, 0 shown, 1 shown and clicked, 2 clicked only: an engagement whose impression was already counted).
+# The per-query and per-entity keys are built here from the prefix rather than declared in KEYS: one argument
+# for a batch instead of three a pair keeps redis-py's packing off ingest's critical path. That is allowed on
+# a single Redis server (the store's deployment); a cluster would refuse the undeclared keys, and also the
+# declared ones, which span slots.
 _RECORD_LUA = """
 local alpha = tonumber(ARGV[1])
 local prior = tonumber(ARGV[2])
@@ -63,23 +67,28 @@ local function kept(elapsed)
   return 1
 end
 local total_impressions, total_clicks, new_queries = 0, 0, 0
-local a, k, records = 6, 3, 0
-while a <= #ARGV do
-  local query, now, n = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local counts, scores = KEYS[k], KEYS[k + 1]
-  a, k = a + 3, k + 2
+local prefix = ARGV[6]
+local records = 0
+local exposure = {}
+for _, record in ipairs(cjson.decode(ARGV[7])) do
+  local query, now, entity_ids, flags = record[1], tonumber(record[2]), record[3], record[4]
+  local counts, scores = prefix .. 'n:' .. query, prefix .. 's:' .. query
   if redis.call('EXISTS', counts) == 0 then new_queries = new_queries + 1 end
-  for i = 1, n do
-    local entity_id, flag, entity_key = ARGV[a], ARGV[a + 1], KEYS[k]
-    a, k = a + 2, k + 1
+  -- A record's entities are distinct: their counts are read, written and scored in one call each.
+  local fields = {}
+  for i, entity_id in ipairs(entity_ids) do
+    fields[3 * i - 2], fields[3 * i - 1], fields[3 * i] = 'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id
+  end
+  local stored = redis.call('HMGET', counts, unpack(fields))
+  local written, scored = {}, {}
+  for i, entity_id in ipairs(entity_ids) do
+    local flag = string.sub(flags, i, i)
     local shown, click = 1, 0
     if flag == '1' then click = 1 end
     if flag == '2' then shown, click = 0, 1 end
-    local fields = {'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id}
-    local stored = redis.call('HMGET', counts, fields[1], fields[2], fields[3])
-    local impressions = tonumber(stored[1] or '0')
-    local clicks = tonumber(stored[2] or '0')
-    local last_update = tonumber(stored[3] or '') or now
+    local impressions = tonumber(stored[3 * i - 2] or '0')
+    local clicks = tonumber(stored[3 * i - 1] or '0')
+    local last_update = tonumber(stored[3 * i] or '') or now
     if now >= last_update then
       local weight = kept(now - last_update)
       impressions = impressions * weight + shown
@@ -90,13 +99,22 @@ while a <= #ARGV do
       impressions = impressions + shown * weight
       clicks = clicks + click * weight
     end
-    redis.call('HSET', counts, fields[1], fmt(impressions), fields[2], fmt(clicks), fields[3], fmt(last_update))
+    written[3 * i - 2], written[3 * i - 1], written[3 * i] = fmt(impressions), fmt(clicks), fmt(last_update)
     local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
-    redis.call('ZADD', scores, fmt(score), entity_id)
-    if shown == 1 then redis.call('HINCRBY', KEYS[1], entity_id, 1) end
+    scored[2 * i - 1], scored[2 * i] = fmt(score), entity_id
+    if shown == 1 then exposure[entity_id] = (exposure[entity_id] or 0) + 1 end
     total_impressions, total_clicks = total_impressions + shown, total_clicks + click
-    redis.call('SADD', entity_key, query)
+    -- A pair with counts is in its entity's set already (counts and set entries are removed together).
+    if not stored[3 * i - 2] then redis.call('SADD', prefix .. 'e:' .. entity_id, query) end
   end
+  local pairs_written = {}
+  for i, entity_id in ipairs(entity_ids) do
+    pairs_written[6 * i - 5], pairs_written[6 * i - 4] = fields[3 * i - 2], written[3 * i - 2]
+    pairs_written[6 * i - 3], pairs_written[6 * i - 2] = fields[3 * i - 1], written[3 * i - 1]
+    pairs_written[6 * i - 1], pairs_written[6 * i] = fields[3 * i], written[3 * i]
+  end
+  redis.call('HSET', counts, unpack(pairs_written))
+  redis.call('ZADD', scores, unpack(scored))
   if retention then
     redis.call('EXPIRE', counts, retention)
     redis.call('EXPIRE', scores, retention)
@@ -112,6 +130,7 @@ while a <= #ARGV do
   end
   records = records + 1
 end
+for entity_id, shown in pairs(exposure) do redis.call('HINCRBY', KEYS[1], entity_id, shown) end
 redis.call('HINCRBY', KEYS[2], 'queries', new_queries)
 redis.call('HINCRBY', KEYS[2], 'impressions', total_impressions)
 redis.call('HINCRBY', KEYS[2], 'clicks', total_clicks)
@@ -239,22 +258,18 @@ class RedisMemoryStore:
         half_life = "" if self.half_life_s is None else repr(self.half_life_s)
         retention = "" if self.retention_s is None else str(self.retention_s)
         cap = "" if self.max_entities_per_query is None else str(self.max_entities_per_query)
-        keys = [self._exposure_key(), self._totals_key()]
-        args: list[str] = [repr(float(self.alpha)), repr(float(self.prior)), half_life, retention, cap]
+        batch: list[tuple[str, str, list[str], str]] = []
         for query, shown, clicked, timestamp, late_clicks in records:
             entity_ids, clicked_set = unique_shown(shown, clicked)
             late = [entity_id for entity_id in dict.fromkeys(late_clicks) if entity_id not in entity_ids]
             if not entity_ids and not late:
                 continue
-            now = check_timestamp(timestamp)
-            keys += [self._counts_key(query), self._scores_key(query)]
-            keys += [self._entity_key(e) for e in entity_ids + late]
-            args += [query, repr(now), str(len(entity_ids) + len(late))]
-            for entity_id in entity_ids:
-                args += [entity_id, "1" if entity_id in clicked_set else "0"]
-            for entity_id in late:
-                args += [entity_id, "2"]
-        return (keys, args) if len(args) > 5 else None
+            flags = "".join("1" if entity_id in clicked_set else "0" for entity_id in entity_ids) + "2" * len(late)
+            batch.append((query, repr(check_timestamp(timestamp)), entity_ids + late, flags))
+        if not batch:
+            return None
+        args = [repr(float(self.alpha)), repr(float(self.prior)), half_life, retention, cap, self.prefix, orjson.dumps(batch).decode()]
+        return [self._exposure_key(), self._totals_key()], args
 
     def _strategy_key(self, scope: str) -> str:
         return f"{self.prefix}strategy:{scope}"
