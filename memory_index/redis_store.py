@@ -68,53 +68,57 @@ local function kept(elapsed)
 end
 local total_impressions, total_clicks, new_queries = 0, 0, 0
 local prefix = ARGV[6]
+local SLICE = 1000
 local records = 0
 local exposure = {}
 for _, record in ipairs(cjson.decode(ARGV[7])) do
   local query, now, entity_ids, flags = record[1], tonumber(record[2]), record[3], record[4]
   local counts, scores = prefix .. 'n:' .. query, prefix .. 's:' .. query
   if redis.call('EXISTS', counts) == 0 then new_queries = new_queries + 1 end
-  -- A record's entities are distinct: their counts are read, written and scored in one call each.
-  local fields = {}
-  for i, entity_id in ipairs(entity_ids) do
-    fields[3 * i - 2], fields[3 * i - 1], fields[3 * i] = 'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id
-  end
-  local stored = redis.call('HMGET', counts, unpack(fields))
-  local written, scored = {}, {}
-  for i, entity_id in ipairs(entity_ids) do
-    local flag = string.sub(flags, i, i)
-    local shown, click = 1, 0
-    if flag == '1' then click = 1 end
-    if flag == '2' then shown, click = 0, 1 end
-    local impressions = tonumber(stored[3 * i - 2] or '0')
-    local clicks = tonumber(stored[3 * i - 1] or '0')
-    local last_update = tonumber(stored[3 * i] or '') or now
-    if now >= last_update then
-      local weight = kept(now - last_update)
-      impressions = impressions * weight + shown
-      clicks = clicks * weight + click
-      last_update = now
-    else
-      local weight = kept(last_update - now)
-      impressions = impressions + shown * weight
-      clicks = clicks + click * weight
+  -- A record's entities are distinct: their counts are read, written and scored in one call each, per
+  -- slice of SLICE entities (Lua's unpack takes at most about 8,000 values).
+  for first = 1, #entity_ids, SLICE do
+    local last = math.min(first + SLICE - 1, #entity_ids)
+    local fields = {}
+    for i = first, last do
+      local entity_id, j = entity_ids[i], 3 * (i - first)
+      fields[j + 1], fields[j + 2], fields[j + 3] = 'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id
     end
-    written[3 * i - 2], written[3 * i - 1], written[3 * i] = fmt(impressions), fmt(clicks), fmt(last_update)
-    local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
-    scored[2 * i - 1], scored[2 * i] = fmt(score), entity_id
-    if shown == 1 then exposure[entity_id] = (exposure[entity_id] or 0) + 1 end
-    total_impressions, total_clicks = total_impressions + shown, total_clicks + click
-    -- A pair with counts is in its entity's set already (counts and set entries are removed together).
-    if not stored[3 * i - 2] then redis.call('SADD', prefix .. 'e:' .. entity_id, query) end
+    local stored = redis.call('HMGET', counts, unpack(fields))
+    local written, scored = {}, {}
+    for i = first, last do
+      local entity_id, j = entity_ids[i], 3 * (i - first)
+      local flag = string.sub(flags, i, i)
+      local shown, click = 1, 0
+      if flag == '1' then click = 1 end
+      if flag == '2' then shown, click = 0, 1 end
+      local impressions = tonumber(stored[j + 1] or '0')
+      local clicks = tonumber(stored[j + 2] or '0')
+      local last_update = tonumber(stored[j + 3] or '') or now
+      if now >= last_update then
+        local weight = kept(now - last_update)
+        impressions = impressions * weight + shown
+        clicks = clicks * weight + click
+        last_update = now
+      else
+        local weight = kept(last_update - now)
+        impressions = impressions + shown * weight
+        clicks = clicks + click * weight
+      end
+      local w = 2 * j
+      written[w + 1], written[w + 2] = fields[j + 1], fmt(impressions)
+      written[w + 3], written[w + 4] = fields[j + 2], fmt(clicks)
+      written[w + 5], written[w + 6] = fields[j + 3], fmt(last_update)
+      local score = 1 + (clicks + alpha * prior) / (impressions + alpha)
+      scored[2 * (i - first) + 1], scored[2 * (i - first) + 2] = fmt(score), entity_id
+      if shown == 1 then exposure[entity_id] = (exposure[entity_id] or 0) + 1 end
+      total_impressions, total_clicks = total_impressions + shown, total_clicks + click
+      -- A pair with counts is in its entity's set already (counts and set entries are removed together).
+      if not stored[j + 1] then redis.call('SADD', prefix .. 'e:' .. entity_id, query) end
+    end
+    redis.call('HSET', counts, unpack(written))
+    redis.call('ZADD', scores, unpack(scored))
   end
-  local pairs_written = {}
-  for i, entity_id in ipairs(entity_ids) do
-    pairs_written[6 * i - 5], pairs_written[6 * i - 4] = fields[3 * i - 2], written[3 * i - 2]
-    pairs_written[6 * i - 3], pairs_written[6 * i - 2] = fields[3 * i - 1], written[3 * i - 1]
-    pairs_written[6 * i - 1], pairs_written[6 * i] = fields[3 * i], written[3 * i]
-  end
-  redis.call('HSET', counts, unpack(pairs_written))
-  redis.call('ZADD', scores, unpack(scored))
   if retention then
     redis.call('EXPIRE', counts, retention)
     redis.call('EXPIRE', scores, retention)
