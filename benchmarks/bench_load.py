@@ -116,7 +116,7 @@ def main() -> None:
             result = asyncio.run(one_run(running.base, args.clients, args.seconds, seed=number))
             time.sleep(5)  # let the service settle before its memory is read
             result["serve_rss_mb"] = serve_rss_mb(running.serve.pid)
-            result["ingest_rss_mb"] = rss_mb(running.ingest.pid)
+            result["ingest_rss_mb"] = rss_mb(running.ingest.pid) if running.ingest is not None else float("nan")
             runs.append(result)
             console.print(json.dumps({k: v for k, v in result.items() if k not in ("search_status", "feedback_status")}))
             running.check_alive()

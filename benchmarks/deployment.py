@@ -28,11 +28,11 @@ class Deployment:
     base: str  # the service's URL
     redis_url: str
     serve: subprocess.Popen
-    ingest: subprocess.Popen
+    ingest: subprocess.Popen | None
     logs: Path
 
     def check_alive(self) -> None:
-        if self.serve.poll() is not None or self.ingest.poll() is not None:
+        if self.serve.poll() is not None or (self.ingest is not None and self.ingest.poll() is not None):
             sys.exit(f"error: a process exited early; see {self.logs}")
 
 
@@ -54,9 +54,9 @@ def rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def deployment(data_dir: Path, settings: dict[str, str], prefix: str, start_timeout_s: float) -> Iterator[Deployment]:
-    """Redis, `ltrr serve` on ``data_dir`` (indexes built if missing) and `ltrr ingest --follow 1`, with the
-    ``LTRR_`` variables of this environment replaced by ``settings``."""
+def deployment(data_dir: Path, settings: dict[str, str], prefix: str, start_timeout_s: float, ingest: bool = True) -> Iterator[Deployment]:
+    """Redis, `ltrr serve` on ``data_dir`` (indexes built if missing) and, unless ``ingest`` is false (learning
+    off), `ltrr ingest --follow 1`, with the ``LTRR_`` variables of this environment replaced by ``settings``."""
     if shutil.which("redis-server") is None:
         sys.exit("error: redis-server is not installed; run `make system-deps` (or apt-get install redis-server)")
     port, redis_port = free_port(), free_port()
@@ -69,7 +69,7 @@ def deployment(data_dir: Path, settings: dict[str, str], prefix: str, start_time
     env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
     env.update({"LTRR_REDIS_URL": redis_url, "LTRR_DATA_DIR": str(data_dir), "LTRR_PORT": str(port), "LTRR_NO_PROGRESS": "1",
                 "HF_HUB_OFFLINE": "1", **settings})
-    serve = ingest = None
+    serve = follow = None
     try:
         serve = subprocess.Popen([LTRR, "serve", "--build-if-missing"], env=env, stdout=open(logs / "serve.out", "w"), stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
@@ -87,10 +87,11 @@ def deployment(data_dir: Path, settings: dict[str, str], prefix: str, start_time
             sys.exit(f"error: ltrr serve did not answer within {start_timeout_s:.0f} s; see {logs / 'serve.out'}")
         if serve.poll() is not None:
             sys.exit(f"error: ltrr serve exited while starting; see {logs / 'serve.out'}")
-        ingest = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=open(logs / "ingest.out", "w"), stderr=subprocess.STDOUT)
-        yield Deployment(base, redis_url, serve, ingest, logs)
+        if ingest:
+            follow = subprocess.Popen([LTRR, "ingest", "--follow", "1"], env=env, stdout=open(logs / "ingest.out", "w"), stderr=subprocess.STDOUT)
+        yield Deployment(base, redis_url, serve, follow, logs)
     finally:
-        for process in (ingest, serve):
+        for process in (follow, serve):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=60)

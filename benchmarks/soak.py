@@ -94,7 +94,7 @@ def main() -> None:
                 sample = {
                     "minute": (time.monotonic() - started) / 60.0,
                     "serve_rss_mb": rss_mb(running.serve.pid),
-                    "ingest_rss_mb": rss_mb(running.ingest.pid),
+                    "ingest_rss_mb": rss_mb(running.ingest.pid) if running.ingest is not None else float("nan"),
                     "redis_used_mb": int(client.info("memory")["used_memory"]) / 1e6,
                     "disk_mb": disk_mb(args.data_dir),
                     "stream_length": float(client.xlen("ltrr:events")),

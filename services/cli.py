@@ -493,15 +493,23 @@ def simulate(
     window: int = typer.Option(500, min=2, help="--collection: requests per reported window."),
     cache_dir: Path = typer.Option(Path("results/cache"), help="--collection: cache of document embeddings."),
     plot: Optional[Path] = typer.Option(None, help="--collection: draw nDCG@10 and reward per window of every run into this PNG."),
+    url: Optional[list[str]] = typer.Option(
+        None, help="--collection over HTTP: drive running services instead of in-process runs, NAME=URL (e.g. learned=http://127.0.0.1:8000), "
+                   "repeatable, all at once with the same requests and users; each service must hold the collection's corpus (with "
+                   "`ltrr ingest --follow` beside it to learn). The run named learned is the reference of the differences."),
+    rate: float = typer.Option(5.0, help="--url: requests a second sent to each service (wall-clock pacing)."),
 ) -> None:
     """Closed loop: simulated users search, click, play; the stack learns. On the demo catalog by default,
     or on any BEIR-format collection (--collection) with a choice of click models."""
     logging.basicConfig(level=logging.WARNING)
     from services.evaluation.simulate import WINDOW, run_simulation
 
+    if url and collection is None:
+        console.print("error: --url: drives services over a judged collection; give --collection DIR too")
+        raise typer.Exit(2)
     if collection is not None:
         _simulate_collection(collection, split, queries, seed, out, data_dir, ingest_every, baselines, workers, click_model, eta,
-                             noise, perseverance, satisfaction, sample, zipf, window, cache_dir, plot)
+                             noise, perseverance, satisfaction, sample, zipf, window, cache_dir, plot, url or [], rate)
         return
     with _errors_as_one_line():
         settings = _settings(data_dir, demo_size=demo_size)
@@ -532,18 +540,24 @@ def simulate(
 def _simulate_collection(collection: Path, split: str, requests: int, seed: int, out: Optional[Path], data_dir: Optional[Path],
                          ingest_every: int, baselines: bool, workers: int, click_model: str, eta: float, noise: float,
                          perseverance: float, satisfaction: float, sample: int, zipf: float, window: int, cache_dir: Path,
-                         plot: Optional[Path]) -> None:
+                         plot: Optional[Path], urls: list[str], rate: float) -> None:
     from services.evaluation.click_models import ClickModel
-    from services.evaluation.collection_loop import plot_windows, run_collection_loop
+    from services.evaluation.collection_loop import plot_windows, run_collection_loop, run_collection_over_http
 
     with _errors_as_one_line():
         settings = _settings(data_dir)
         users = ClickModel(click_model, eta=eta, noise=noise, perseverance=perseverance, satisfaction=satisfaction)
-        result = run_collection_loop(
-            settings, collection, split=split, requests=requests, seed=seed, ingest_every=ingest_every, click_model=users,
-            sample=sample, zipf=zipf, baselines=baselines, window=window, cache_dir=cache_dir,
-            progress=progress_factory(settings), workers=workers,
-        )
+        if urls:
+            result = run_collection_over_http(
+                settings, collection, urls, split=split, requests=requests, seed=seed, click_model=users, sample=sample, zipf=zipf,
+                window=window, rate=rate, progress=progress_factory(settings),
+            )
+        else:
+            result = run_collection_loop(
+                settings, collection, split=split, requests=requests, seed=seed, ingest_every=ingest_every, click_model=users,
+                sample=sample, zipf=zipf, baselines=baselines, window=window, cache_dir=cache_dir,
+                progress=progress_factory(settings), workers=workers,
+            )
     table = Table(title=f"{result['collection']} ({split}), {requests:,} requests, seed {seed}, {click_model} users: last {window} requests")
     for column in ("run", "reward", "nDCG@10", "clicks", "drawn", "nDCG@10 head", "learned - run, nDCG@10 (95%)"):
         table.add_column(column)
@@ -557,6 +571,11 @@ def _simulate_collection(collection: Path, split: str, requests: int, seed: int,
             f"{diff['mean']:+.3f} [{diff['low95']:+.3f}, {diff['high95']:+.3f}]" if diff else "-",
         )
     Console().print(table)
+    for name, service in result.get("over_http", {}).get("services", {}).items():
+        errors = ", ".join(f"{count} x {kind}" for kind, count in service["errors"].items()) or "none"
+        console.print(f"{name}: {requests:,} requests in {service['seconds']:.0f} s, search p50 {service['latency_ms']['p50']:.0f} ms, "
+                      f"p99 {service['latency_ms']['p99']:.0f} ms; {service['policy_versions']} bandit and {service['ranker_versions']} "
+                      f"ranker versions answered; errors: {errors}", highlight=False)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))

@@ -251,6 +251,67 @@ def run_collection_loop(
 
 
 
+def run_collection_over_http(
+    settings: Settings,
+    collection: Path,
+    urls: list[str],
+    split: str = "test",
+    requests: int = 4000,
+    seed: int = 1,
+    click_model: ClickModel | None = None,
+    sample: int = 300,
+    zipf: float = 1.0,
+    session_mean: float = 3.0,
+    window: int = 500,
+    rate: float = 5.0,
+    progress: ProgressFactory | None = None,
+) -> dict[str, Any]:
+    """The loop's traffic and users against running services (``--url NAME=URL``, all at once, each at
+    ``rate`` requests a second); the services hold the collection's corpus as their catalog. The same
+    summary as the in-process loop, plus each run's errors, wall time and latency percentiles."""
+    from services.evaluation.collection_http import drive_all, parse_targets
+
+    progress = progress or _no_progress
+    users = click_model or ClickModel()
+    targets = parse_targets(urls)
+    if window > requests:
+        raise ConfigError.about("--window", f"{window} is more than the {requests} requests; choose a window of at most --requests")
+    judged = load_beir(collection, split)
+    options = {"sample": sample, "zipf": zipf, "session_mean": session_mean}
+
+    def traffic() -> CollectionTraffic:
+        return CollectionTraffic(judged.queries, judged.qrels, seed, sample=sample, zipf=zipf, session_mean=session_mean)
+
+    traffic()  # bad options fail here, before any request
+    done_by_run = {target.name: 0 for target in targets}
+    with progress(f"{len(targets)} services x {requests:,} requests at {rate:g}/s", len(targets) * requests) as report:
+        def count(name: str, done: int) -> None:
+            done_by_run[name] = done
+            report(sum(done_by_run.values()))
+
+        runs = drive_all(targets, traffic, users, requests, seed, rate, reward_config(settings), count)
+    return {
+        "collection": collection.name,
+        "split": split,
+        "requests": requests,
+        "seed": seed,
+        "click_model": asdict(users),
+        "traffic": options,
+        "over_http": {
+            "rate_per_s": rate,
+            "services": {
+                name: {"url": run["url"], "errors": run["errors"], "seconds": run["seconds"],
+                       "policy_versions": len(run["model_versions"]["policy"]), "ranker_versions": len(run["model_versions"]["ranker"]),
+                       "model_versions": run["model_versions"],
+                       "latency_ms": {f"p{q}": float(np.percentile(run["latency_ms"], q)) for q in (50, 95, 99)}}
+                for name, run in runs.items()
+            },
+        },
+        "plans": {name: "over http" for name in runs},
+        **summarize(runs, window),
+    }
+
+
 def plot_windows(result: dict[str, Any], path: Path) -> None:
     """nDCG@10 and reward per window of every run, with ±1 standard error bands, as a PNG."""
     import matplotlib

@@ -1,5 +1,6 @@
 """Closed loops on judged collections: click models, repeated-query traffic, BEIR's nDCG, and
-`ltrr simulate --collection` end to end on a slice of SciFact's train split."""
+`ltrr simulate --collection` end to end on a slice of SciFact's train split, in process and over HTTP
+against running deployments (`benchmarks/http_loop.py`)."""
 
 from __future__ import annotations
 
@@ -114,14 +115,22 @@ def _scifact_slice(folder: Path) -> Path:
     return folder
 
 
-def test_simulate_collection_runs_every_baseline_over_the_same_requests(tmp_path):
-    collection = _scifact_slice(tmp_path / "scifact-slice")
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Path:
+    """The slice, its indexes and embedding cache, built by the first loop and reused by the next."""
+    folder = tmp_path_factory.mktemp("collection-loops")
+    _scifact_slice(folder / "scifact-slice")
+    return folder
+
+
+def test_simulate_collection_runs_every_baseline_over_the_same_requests(shared, tmp_path):
+    collection = shared / "scifact-slice"
     out, plot = tmp_path / "loop.json", tmp_path / "loop.png"
     env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
     env.update({"HF_HUB_OFFLINE": "1", "LTRR_NO_PROGRESS": "1", "LTRR_START_LOCAL_REDIS": "false"})
     completed = subprocess.run(
         [LTRR, "simulate", "--collection", str(collection), "--split", "train", "--queries", "200", "--window", "100",
-         "--click-model", "cascade", "--workers", "1", "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
+         "--click-model", "cascade", "--workers", "1", "--data-dir", str(shared / "data"), "--cache-dir", str(shared / "cache"),
          "--out", str(out), "--plot", str(plot)],
         env=env, capture_output=True, text=True, timeout=600,
     )
@@ -139,3 +148,49 @@ def test_simulate_collection_runs_every_baseline_over_the_same_requests(tmp_path
     assert runs["static"]["windows"][-1]["ndcg@10"]["mean"] > 0.5, "fused BM25 and MiniLM find SciFact's documents"
     assert set(result["last_window_differences"]) == set(runs) - {"learned"}
     assert "static" in completed.stdout and "nDCG@10" in completed.stdout
+
+
+def test_over_http_the_same_users_drive_running_deployments_and_the_learned_one_learns(shared, tmp_path, redis_url):
+    """`redis_url` only for its skip rule: each deployment starts a redis-server of its own."""
+    out = tmp_path / "http.json"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LTRR_")}
+    env.update({"HF_HUB_OFFLINE": "1", "LTRR_NO_PROGRESS": "1"})
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[3] / "benchmarks" / "http_loop.py"), "--collection", str(shared / "scifact-slice"),
+         "--split", "train", "--requests", "120", "--window", "60", "--rate", "20", "--runs", "learned", "static",
+         "--attribution-window-s", "1", "--lateness-s", "0.5", "--data-dir", str(shared / "data"), "--cache-dir", str(shared / "cache"),
+         "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    result = json.loads(out.read_text())
+    services = result["over_http"]["services"]
+    assert set(result["runs"]) == set(services) == {"learned", "static"}
+    for name, service in services.items():
+        assert service["errors"] == {}, name
+        assert [(w["start"], w["end"]) for w in result["runs"][name]["windows"]] == [(0, 60), (60, 120)]
+    static = result["runs"]["static"]["windows"]
+    assert all(w["drawn"] == {"mean": 200.0, "se": 0.0} for w in static), "static draws lexical=100 + dense=100 over HTTP too"
+    assert static[-1]["ndcg@10"]["mean"] > 0.5, "the deployment holds the collection's corpus under its own ids"
+    assert services["static"]["policy_versions"] == 1, "no ingest beside static: its bandit never changes"
+    assert services["learned"]["policy_versions"] >= 2, "ingest --follow published bandits that the service reloaded mid-run"
+    assert set(result["last_window_differences"]) == {"static"}, "the learned deployment is the reference"
+
+
+@pytest.mark.parametrize("urls, message", [
+    (["localhost:8000"], "NAME=http://host:port"),
+    (["learned=http://a:1", "learned=http://b:2"], "each service needs its own name"),
+])
+def test_over_http_targets_are_checked_by_name(urls, message):
+    from services.evaluation.collection_http import parse_targets
+
+    with pytest.raises(ConfigError) as error:
+        parse_targets(urls)
+    assert str(error.value).startswith("--url") and message in str(error.value)
+
+
+def test_over_http_targets_name_a_bare_url_learned():
+    from services.evaluation.collection_http import Target, parse_targets
+
+    assert parse_targets(["http://127.0.0.1:8000/", "uniform=http://127.0.0.1:8001"]) == [
+        Target("learned", "http://127.0.0.1:8000"), Target("uniform", "http://127.0.0.1:8001")]
