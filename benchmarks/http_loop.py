@@ -6,8 +6,8 @@ users at ``--rate`` requests a second each.
     python benchmarks/http_loop.py --collection ../shared/datasets/scifact --split test --requests 4000 \\
         --out results/http_loop.json --plot results/http_loop.png
 
-Runs (``--runs``): ``learned`` (the bandit, LTRR_POLICY=vw), ``uniform``, ``all`` (every strategy at the top
-level) and ``static`` (lexical and dense at the top level, no ingest: no memory updates, no ranker, no
+Runs (``--runs``): ``learned`` (the bandit, LTRR_POLICY=vw), ``uniform``, ``all=100`` (every strategy at
+100) and ``static`` (lexical and dense at 100, no ingest: no memory updates, no ranker, no
 bandit; reciprocal-rank fusion). The collection is indexed once (document embeddings cached in
 ``--cache-dir``) and copied into each run's data directory. Every figure is the client's: what the users
 of each deployment got.
@@ -33,18 +33,18 @@ from services.cli import progress_factory  # noqa: E402
 from services.evaluation.collection_loop import prepare_collection  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
-RUNS = ("learned", "uniform", "all", "static")
+RUNS = ("learned", "uniform", "all=100", "static")
 
 
 def run_settings(name: str, settings: Settings) -> tuple[dict[str, str], bool]:
     """The ``LTRR_`` settings of one run and whether it ingests (learns)."""
     strategies = sorted(settings.strategies)
-    top = max(settings.plan_levels)
+    top = 100
     if name == "learned":
         return {"LTRR_POLICY": "vw"}, True
     if name == "uniform":
         return {"LTRR_POLICY": "uniform"}, True
-    if name == "all":
+    if name == "all=100":
         return {"LTRR_POLICY": "fixed:" + Plan.of({s: top for s in strategies}).name}, True
     if name == "static":
         plan = Plan.of({s: top if s in ("lexical", "dense") else 0 for s in strategies})
