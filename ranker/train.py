@@ -3,7 +3,8 @@
 ``train_and_gate`` trains LightGBM lambdarank on logged feature rows, scores the later holdout slice
 with the new model and with the current one (the RRF baseline recomputed from the logged
 ``inverse_rank`` columns when no model exists), and saves the new model as ``out_dir/<version>/``
-unless its nDCG@10 is significantly lower (a paired test over the holdout groups, ``GATE_MAX_WORSE_Z``).
+unless the gate (``GATE_RULE``) finds it significantly worse. The gate's evidence, decision and figures
+are in the saved model's manifest (``gate``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ ScoreFunction = Callable[[np.ndarray], np.ndarray]
 # favours the incumbent, and a model trained on fresher data is preferred whenever the two are tied.
 GATE_MAX_WORSE_Z = 2.0
 
+# Evidence the serving ranker did not choose: on a randomized page (LTRR_RANDOMIZE_PAGES) two adjacent
+# results were shown in a coin's order, so when users clicked exactly one of them, which one they preferred
+# does not depend on where the serving ranker put it. Each such pair in the holdout scores +1 for a model
+# that orders the clicked result above the other, -1 below, 0 tied.
+MIN_RANDOMIZED_COMPARISONS = 30
+GATE_RULE = (
+    f"With at least {MIN_RANDOMIZED_COMPARISONS} randomized pairs in the holdout with exactly one of the two clicked, "
+    f"the new model is compared with the serving one on those pairs; otherwise (before enough exist, or without "
+    f"page randomization) on nDCG@10 of the holdout's clicks. It is rejected when significantly worse (paired z "
+    f"< -{GATE_MAX_WORSE_Z}) and promoted otherwise, so a model trained on fresher data wins ties and a clearly "
+    f"better one is promoted at the first retrain that has enough rows to train."
+)
+
 # How clicks become training data: ``naive`` keeps the logged candidates below the page as negatives;
 # the others train on the shown results only (``ranker.unbiased``): ``none`` as they are, ``position``
 # with LightGBM's position-aware lambdarank, ``ipw`` weighted by the inverse examination probability.
@@ -53,6 +67,7 @@ class TrainingGroup:
     labels: np.ndarray
     timestamp: float = 0.0
     positions: np.ndarray | None = None  # 1-based position each row was shown at, 0 below the page (None: not logged)
+    pair: int = 0  # upper position of the page's randomized pair (0: none)
 
     def shown(self) -> TrainingGroup:
         """Only the rows that were on the page, in page order (all rows when positions were not logged)."""
@@ -60,7 +75,66 @@ class TrainingGroup:
             return self
         on_page = np.flatnonzero(self.positions > 0)
         order = on_page[np.argsort(self.positions[on_page], kind="stable")]
-        return TrainingGroup(self.features[order], self.labels[order], self.timestamp, self.positions[order])
+        return TrainingGroup(self.features[order], self.labels[order], self.timestamp, self.positions[order], self.pair)
+
+    def randomized_preference(self) -> tuple[int, int] | None:
+        """``(clicked row, other row)`` of the randomized pair when users engaged exactly one of its two results."""
+        if not self.pair or self.positions is None:
+            return None
+        upper, lower = np.flatnonzero(self.positions == self.pair), np.flatnonzero(self.positions == self.pair + 1)
+        if len(upper) != 1 or len(lower) != 1:
+            return None
+        upper_row, lower_row = int(upper[0]), int(lower[0])
+        upper_engaged, lower_engaged = self.labels[upper_row] > 0, self.labels[lower_row] > 0
+        if upper_engaged == lower_engaged:
+            return None
+        return (upper_row, lower_row) if upper_engaged else (lower_row, upper_row)
+
+
+
+@dataclass(frozen=True, slots=True)
+class GateEvidence:
+    """What the gate compared: ``randomized_pairs`` (per-pair agreement with the users' choice) or
+    ``holdout_clicks`` (per-group nDCG@10), over ``comparisons`` pairs or groups."""
+
+    source: str
+    comparisons: int
+    new: float
+    current: float
+    paired_z: float
+
+
+def randomized_agreement(groups: Sequence[TrainingGroup], new_scores: np.ndarray, current_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per randomized pair with one engaged result, in group order: +1 when a model scores the engaged result
+    above the other, -1 below, 0 tied; for the new model and the current one. Scores are over ``stack(groups)``."""
+    new_agreement, current_agreement = [], []
+    start = 0
+    for group in groups:
+        if len(group.labels) == 0:
+            continue  # stack() skips it too
+        preference = group.randomized_preference()
+        if preference is not None:
+            clicked, other = start + preference[0], start + preference[1]
+            new_agreement.append(float(np.sign(new_scores[clicked] - new_scores[other])))
+            current_agreement.append(float(np.sign(current_scores[clicked] - current_scores[other])))
+        start += len(group.labels)
+    return np.asarray(new_agreement, dtype=np.float64), np.asarray(current_agreement, dtype=np.float64)
+
+
+def gate_evidence(groups: Sequence[TrainingGroup], new_scores: np.ndarray, current_scores: np.ndarray) -> GateEvidence | None:
+    """The comparison ``GATE_RULE`` decides on; ``None`` when the holdout has no engaged group at all."""
+    new_agreement, current_agreement = randomized_agreement(groups, new_scores, current_scores)
+    if len(new_agreement) >= MIN_RANDOMIZED_COMPARISONS:
+        return GateEvidence("randomized_pairs", len(new_agreement), float(new_agreement.mean()), float(current_agreement.mean()),
+                            paired_z(new_agreement, current_agreement))
+    sizes = np.array([len(group.labels) for group in groups if len(group.labels) > 0], dtype=np.int64)
+    labels = np.concatenate([np.asarray(group.labels) for group in groups if len(group.labels) > 0])
+    new_per_group = ndcg_at_10_per_group(new_scores, labels, sizes)
+    if not len(new_per_group):
+        return None
+    current_per_group = ndcg_at_10_per_group(current_scores, labels, sizes)
+    return GateEvidence("holdout_clicks", len(new_per_group), float(new_per_group.mean()), float(current_per_group.mean()),
+                        paired_z(new_per_group, current_per_group))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +147,7 @@ class GateResult:
     n_holdout: int
     reason: str
     directory: Path | None = None
+    evidence: GateEvidence | None = None
 
 
 def stack(groups: Sequence[TrainingGroup]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,17 +296,18 @@ def train_and_gate(
     current_scores = (
         rrf_from_features(x_holdout, strategies) if current is None else np.asarray(current(x_holdout), dtype=np.float64)
     )
-    new_per_group = ndcg_at_10_per_group(new_scores, y_holdout, sizes_holdout)
-    current_per_group = ndcg_at_10_per_group(current_scores, y_holdout, sizes_holdout)
-    new_ndcg, current_ndcg = _mean_or_nan(new_per_group), _mean_or_nan(current_per_group)
-    gate_result = partial(GateResult, version=version, new_ndcg=new_ndcg, current_ndcg=current_ndcg, n_train=len(sizes_train), n_holdout=len(sizes_holdout))
-    if np.isnan(new_ndcg):
+    new_ndcg, current_ndcg = ndcg_at_10(new_scores, y_holdout, sizes_holdout), ndcg_at_10(current_scores, y_holdout, sizes_holdout)
+    evidence = gate_evidence(holdout_groups, new_scores, current_scores)
+    gate_result = partial(GateResult, version=version, new_ndcg=new_ndcg, current_ndcg=current_ndcg, n_train=len(sizes_train),
+                          n_holdout=len(sizes_holdout), evidence=evidence)
+    if evidence is None:
         logger.warning("ranker gate: holdout has no positive labels, model %s not promoted", version)
         return gate_result(accepted=False, reason="holdout has no engaged candidates; log more feedback")
-    z = paired_z(new_per_group, current_per_group)
+    z = evidence.paired_z
+    described = f"{evidence.source.replace('_', ' ')}: {evidence.new:.4f} vs {evidence.current:.4f} over {evidence.comparisons}"
     if z < -GATE_MAX_WORSE_Z:
-        logger.info("ranker gate: %s nDCG@10 %.4f < current %s %.4f (paired z %.2f), rejected", version, new_ndcg, current_version, current_ndcg, z)
-        return gate_result(accepted=False, reason=f"nDCG@10 {new_ndcg:.4f} significantly below current {current_ndcg:.4f} (paired z {z:.2f} < -{GATE_MAX_WORSE_Z})")
+        logger.info("ranker gate: %s rejected against %s on %s (paired z %.2f)", version, current_version, described, z)
+        return gate_result(accepted=False, reason=f"significantly worse than current on {described} (paired z {z:.2f} < -{GATE_MAX_WORSE_Z})")
     all_groups = list(train_groups) + list(holdout_groups)
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -246,11 +322,13 @@ def train_and_gate(
         },
         "metrics": {"holdout_ndcg@10": new_ndcg, "current_ndcg@10": current_ndcg, "current_version": current_version, "paired_z": z,
                     "n_train_groups": len(sizes_train), "n_holdout_groups": len(sizes_holdout)},
+        "gate": {"rule": GATE_RULE, "decision": "promoted", "evidence": evidence.source, "comparisons": evidence.comparisons,
+                 "new": evidence.new, "current": evidence.current, "paired_z": z, "current_version": current_version},
         "training": {"seed": seed, "correction": correction,
                      "params": {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool)) or v is None}},
         "libraries": {"lightgbm": package_version("lightgbm"), "numpy": np.__version__},
     }
     directory = Path(out_dir) / version
     save_model(booster, directory, manifest)
-    logger.info("ranker gate: %s nDCG@10 %.4f >= current %s %.4f, saved to %s", version, new_ndcg, current_version, current_ndcg, directory)
-    return gate_result(accepted=True, reason=f"not significantly worse than current (paired z {z:.2f})", directory=directory)
+    logger.info("ranker gate: %s promoted against %s on %s (paired z %.2f), saved to %s", version, current_version, described, z, directory)
+    return gate_result(accepted=True, reason=f"not significantly worse than current on {described} (paired z {z:.2f})", directory=directory)

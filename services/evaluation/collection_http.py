@@ -13,6 +13,7 @@ with a page (an error, a 503, a timeout) counts as an empty page with no reward 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ def parse_targets(values: list[str]) -> list[Target]:
     """``NAME=URL`` (or a bare URL, named ``learned``) for each ``--url``; names must be distinct."""
     targets = []
     for value in values:
-        name, _, url = value.rpartition("=") if "=" in value.split("://", 1)[0] else ("learned", "", value)
+        named = re.match(r"(?P<name>.+?)=(?P<url>https?://.*)$", value)
+        name, url = (named["name"], named["url"]) if named else ("learned", value)
         if not url.startswith(("http://", "https://")):
             raise ConfigError.about("--url", f"expected NAME=http://host:port (or a bare http:// URL), got {value!r}")
         targets.append(Target(name or "learned", url.rstrip("/")))

@@ -265,6 +265,7 @@ class Ingestor:
                 features=tuple(candidate.features for candidate in impression.candidates),
                 labels=tuple(logged.engaged.get(candidate.entity_id, 0) for candidate in impression.candidates),
                 positions=tuple(shown_at.get(candidate.entity_id, 0) for candidate in impression.candidates),
+                pair=0 if impression.randomized is None else impression.randomized.pair,
             )
             rows.write(row.to_line())
             report.training_rows += 1

@@ -89,7 +89,8 @@ def _row(opened: _Open, logged: LoggedRound) -> str | None:
         return None
     labels = [logged.engaged.get(entity_id, 0) for entity_id in entity_ids]
     positions = [shown_at.get(entity_id, 0) for entity_id in entity_ids]
-    return row_line(logged.request_id, logged.time, opened.impression.model_versions.get("ranker", ""), features, labels, positions)
+    pair = 0 if opened.impression.randomized is None else opened.impression.randomized.pair
+    return row_line(logged.request_id, logged.time, opened.impression.model_versions.get("ranker", ""), features, labels, positions, pair)
 
 
 def _sources(opened: _Open) -> dict[str, list[str]]:

@@ -1,6 +1,7 @@
 """Ranker retraining from the rows ingest writes: the most recent engaged impressions, split by time
-into train and a later holdout slice; the new model replaces the serving one unless its holdout
-nDCG@10 is significantly worse (``ranker.train.train_and_gate``)."""
+into train and a later holdout slice; the new model replaces the serving one unless the gate finds it
+significantly worse (``ranker.train.GATE_RULE``: on the holdout's randomized pairs once enough exist, else
+on its clicks' nDCG@10)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def load_groups(lines: Sequence[str], width: int, max_groups: int = MAX_GROUPS) 
         negatives = np.flatnonzero(labels == 0)[:MAX_NEGATIVES_PER_GROUP]
         kept = [np.flatnonzero(labels > 0), negatives] + ([np.flatnonzero(logged > 0)] if logged is not None else [])
         keep = np.unique(np.concatenate(kept))  # sorted: the logged (ranked) order
-        groups.append(TrainingGroup(features[keep], labels[keep], row.time, None if logged is None else logged[keep]))
+        groups.append(TrainingGroup(features[keep], labels[keep], row.time, None if logged is None else logged[keep],
+                                    row.pair if logged is not None else 0))
     return groups
 
 
@@ -86,4 +88,4 @@ def retrain_ranker(
     models.publish("ranker", result.version)
     models.prune("ranker")
     install(LambdaMartRanker.load(models.directory("ranker", result.version)))
-    return f"{result.version}: nDCG@10 {result.new_ndcg:.4f} vs {result.current_ndcg:.4f} ({serving.version})"
+    return f"{result.version} replaces {serving.version}: {result.reason}"

@@ -17,8 +17,11 @@ from ranker import (
     rrf_from_features,
 )
 from ranker.train import (
+    GATE_RULE,
+    MIN_RANDOMIZED_COMPARISONS,
     TrainingGroup,
     fit,
+    gate_evidence,
     ndcg_at_10,
     ndcg_at_10_per_group,
     paired_z,
@@ -175,3 +178,80 @@ def test_the_trained_model_depends_on_the_thread_count_given_not_on_the_machine(
     assert fit(*stack(train), seed=0).booster_.model_to_string() == one, "the default is one thread, whatever the CPUs"
     with pytest.raises(ConfigError, match="^threads: "):
         fit(*stack(train), seed=0, threads=0)
+
+
+def test_randomized_preference_is_the_pair_result_users_engaged_when_they_engaged_one():
+    features = np.zeros((4, 1))
+    positions = np.array([1, 2, 3, 0])
+    assert TrainingGroup(features, np.array([0, 0, 1, 0]), 0.0, positions, pair=2).randomized_preference() == (2, 1)
+    assert TrainingGroup(features, np.array([0, 3, 0, 0]), 0.0, positions, pair=2).randomized_preference() == (1, 2)
+    assert TrainingGroup(features, np.array([0, 1, 1, 0]), 0.0, positions, pair=2).randomized_preference() is None, "both engaged"
+    assert TrainingGroup(features, np.array([1, 0, 0, 0]), 0.0, positions, pair=2).randomized_preference() is None, "neither"
+    assert TrainingGroup(features, np.array([0, 1, 0, 0]), 0.0, positions).randomized_preference() is None, "no randomized pair"
+    assert TrainingGroup(features, np.array([0, 1, 0, 0]), 0.0, None, pair=2).randomized_preference() is None, "no positions"
+
+
+def _pair_groups(count: int) -> list[TrainingGroup]:
+    """Groups of two rows shown at 1 and 2 in random order, the second row engaged."""
+    return [TrainingGroup(np.array([[0.0], [1.0]]), np.array([0, 1]), float(i), np.array([1, 2]), pair=1) for i in range(count)]
+
+
+def test_the_gate_decides_on_randomized_pairs_once_there_are_enough_and_on_holdout_clicks_before():
+    agrees, disagrees = np.tile([0.0, 1.0], MIN_RANDOMIZED_COMPARISONS), np.tile([1.0, 0.0], MIN_RANDOMIZED_COMPARISONS)
+    enough = gate_evidence(_pair_groups(MIN_RANDOMIZED_COMPARISONS), agrees, disagrees)
+    assert enough is not None and enough.source == "randomized_pairs"
+    assert (enough.comparisons, enough.new, enough.current, enough.paired_z) == (MIN_RANDOMIZED_COMPARISONS, 1.0, -1.0, math.inf)
+    few = MIN_RANDOMIZED_COMPARISONS - 1
+    before = gate_evidence(_pair_groups(few), agrees[: 2 * few], disagrees[: 2 * few])
+    assert before is not None and before.source == "holdout_clicks" and before.comparisons == few
+    assert before.new == pytest.approx(1.0) and before.current == pytest.approx(1 / math.log2(3))
+    unpaired = [TrainingGroup(g.features, g.labels, g.timestamp, g.positions) for g in _pair_groups(40)]
+    assert gate_evidence(unpaired, agrees[:80], disagrees[:80]).source == "holdout_clicks", "no randomized pair, no pair evidence"
+    assert gate_evidence([TrainingGroup(np.zeros((2, 1)), np.array([0, 0]))], np.zeros(2), np.zeros(2)) is None
+
+
+def _served(groups: list[TrainingGroup], score, seed: int, randomize: float) -> list[TrainingGroup]:
+    """The pages a serving ranker (``score``) made of ``groups``: its top 10, on ``randomize`` of them one
+    adjacent pair in a coin's order, clicked by position-based users (position i examined with probability
+    1/i, an examined result engaged with its grade when it has one); results below the page unseen."""
+    rng = np.random.default_rng(seed)
+    served = []
+    for group in groups:
+        order = np.argsort(-score(group.features), kind="stable")
+        positions = np.zeros(len(order), dtype=np.int64)
+        positions[order[:10]] = np.arange(1, 11)
+        pair = 0
+        if rng.random() < randomize:
+            pair = int(rng.integers(1, 10))
+            if rng.random() < 0.5:
+                upper, lower = np.flatnonzero(positions == pair)[0], np.flatnonzero(positions == pair + 1)[0]
+                positions[upper], positions[lower] = pair + 1, pair
+        examined = (positions > 0) & (rng.random(len(positions)) < 1.0 / np.maximum(positions, 1))
+        served.append(TrainingGroup(group.features, np.where(examined, group.labels, 0), group.timestamp, positions, pair))
+    return served
+
+
+def test_a_clearly_better_ranker_is_promoted_on_randomized_pairs_and_a_worse_one_rejected(tmp_path):
+    """The serving ranker is bad (trained on shuffled labels); 150 engaged impressions of its pages train a
+    new one, and 300 later impressions, every one with a randomized pair, are the holdout."""
+    truth_train, truth_holdout = synthetic_groups(150, seed=1), synthetic_groups(300, seed=2, start_time=1000)
+    rng = np.random.default_rng(3)
+    bad = train_and_gate([TrainingGroup(g.features, rng.permutation(g.labels), g.timestamp) for g in truth_train],
+                         truth_train[:50], None, tmp_path / "bad", seed=0, strategies=STRATEGIES)
+    serving = LambdaMartRanker.load(bad.directory)
+    train = [g for g in _served(truth_train, serving.score_features, seed=4, randomize=0.2) if (g.labels > 0).any()]
+    holdout = _served(truth_holdout, serving.score_features, seed=5, randomize=1.0)
+    better = train_and_gate(train, holdout, serving.score_features, tmp_path / "new", seed=0, strategies=STRATEGIES,
+                            current_version=serving.version)
+    assert better.accepted and better.evidence is not None and better.evidence.source == "randomized_pairs"
+    assert better.evidence.comparisons >= MIN_RANDOMIZED_COMPARISONS and better.evidence.new > better.evidence.current
+    gate = json.loads((better.directory / "manifest.json").read_text())["gate"]
+    assert (gate["decision"], gate["evidence"], gate["current_version"]) == ("promoted", "randomized_pairs", serving.version)
+    assert gate["comparisons"] == better.evidence.comparisons and gate["rule"] == GATE_RULE
+
+    promoted = LambdaMartRanker.load(better.directory)
+    shuffled = [TrainingGroup(g.features, rng.permutation(g.labels), g.timestamp, g.positions, g.pair) for g in train]
+    worse = train_and_gate(shuffled, holdout, promoted.score_features, tmp_path / "worse", seed=0, strategies=STRATEGIES,
+                           current_version=promoted.version)
+    assert not worse.accepted and worse.evidence is not None and worse.evidence.source == "randomized_pairs"
+    assert worse.evidence.paired_z < -2.0 and "randomized pairs" in worse.reason

@@ -192,5 +192,5 @@ def test_over_http_targets_are_checked_by_name(urls, message):
 def test_over_http_targets_name_a_bare_url_learned():
     from services.evaluation.collection_http import Target, parse_targets
 
-    assert parse_targets(["http://127.0.0.1:8000/", "uniform=http://127.0.0.1:8001"]) == [
-        Target("learned", "http://127.0.0.1:8000"), Target("uniform", "http://127.0.0.1:8001")]
+    assert parse_targets(["http://127.0.0.1:8000/", "uniform=http://127.0.0.1:8001", "all=100=http://h:1/?a=b"]) == [
+        Target("learned", "http://127.0.0.1:8000"), Target("uniform", "http://127.0.0.1:8001"), Target("all=100", "http://h:1/?a=b")]

@@ -64,6 +64,16 @@ def test_ingest_skips_malformed_lines_keeps_good_ones_and_closes_windows_in_even
     assert learned.calls[-1] == (PLANS[1], 0.5, pytest.approx(0.0 - 0.002 * 100))
 
 
+def test_in_process_rows_carry_the_positions_and_the_randomized_pair(tmp_path, redis_url):
+    log = tmp_path / "events" / "events.jsonl"
+    randomized = {**impression("r2", 10.0, 0), "page": [{"entity_id": "b", "position": 1}, {"entity_id": "a", "position": 2}],
+                  "randomized": {"pair": 1, "swapped": True, "probability": 0.1}}
+    write_log(log, [impression("r1", 0.0, 0), feedback("r1", "a", "click", 1.0), randomized, feedback("r2", "a", "click", 11.0)])
+    Ingestor(log, tmp_path / "ingest", RedisMemoryStore(redis_url), CONFIG, Recorder(), min_new_rows=1000).run(flush=True)
+    rows = [json.loads(line) for line in (tmp_path / "ingest" / "ranker_rows.jsonl").read_text().splitlines()]
+    assert [(row["request_id"], row["positions"], row.get("pair")) for row in rows] == [("r1", [1, 2], None), ("r2", [2, 1], 1)]
+
+
 def test_ingest_is_idempotent_on_event_id(tmp_path, redis_url):
     log = tmp_path / "events" / "events.jsonl"
     first = [impression("r1", 0.0, 0), feedback("r1", "a", "click", 5.0)]

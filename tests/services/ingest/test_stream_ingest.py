@@ -167,13 +167,18 @@ def test_ranker_rows_hold_the_logged_features_and_graded_labels(ingest_settings,
     from services.ingest.rows import TrainingRow
     from services.ingest.stream_ingest import ROWS_KEY
 
-    _push(redis_url, TRAFFIC)
+    traffic = [dict(event) for event in TRAFFIC]
+    traffic[4] = {**traffic[4], "page": [{"entity_id": "b", "position": 1}, {"entity_id": "a", "position": 2}],
+                  "randomized": {"pair": 1, "swapped": True, "probability": 0.1}}
+    _push(redis_url, traffic)
     _flush(ingest_settings)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     rows = {row.request_id: row for row in map(TrainingRow.from_line, client.lrange(ROWS_KEY, 0, -1))}
     assert set(rows) == {"r1", "r3"}, "r2 had no engagement"
     assert rows["r1"].features == ((0.1, 0.2), (0.3, 0.4)) and rows["r1"].labels == (1, 3), "a click on a, a play on b"
     assert rows["r3"].labels == (0, 1) and rows["r1"].time == 100.0
+    assert (rows["r1"].positions, rows["r1"].pair) == ((1, 2), 0)
+    assert (rows["r3"].positions, rows["r3"].pair) == ((2, 1), 1), "the randomized pair the gate reads (ranker.train.GATE_RULE)"
 
 
 def test_strategy_history_credits_the_strategies_that_supplied_engaged_entities_once(ingest_settings, redis_url):

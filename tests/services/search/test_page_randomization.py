@@ -103,3 +103,8 @@ def test_training_rows_keep_shown_positions_and_old_rows_still_load():
     shown = new_group.shown()
     assert shown.positions.tolist() == list(range(1, 66)), "every shown result, in page order; nothing below the page"
     assert shown.labels[60] == 1, "the engaged result at position 61"
+    assert (old_group.pair, new_group.pair) == (0, 0)
+    randomized = TrainingRow("r2", 2.0, "rrf-60", features, labels, positions, pair=60).to_line()
+    (group,) = load_groups([randomized], width=2)
+    assert group.pair == 60 and group.randomized_preference() is not None, "the engaged result at 61 beat the one at 60"
+    assert group.shown().randomized_preference() is not None
