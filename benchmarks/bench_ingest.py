@@ -8,7 +8,9 @@ Events are shaped like the service's own: the real pipeline (tantivy, FAISS, the
 real candidates and features) are copied with fresh request and event ids up to ``--impressions``, with about
 0.5 feedback each. Each repeat loads them into a fresh redis-server and times one `ltrr ingest --flush` pass
 in a child process (its peak RSS is the child's), retraining off (it runs in its own process in production).
-``redis-benchmark -t set -P 16`` runs against the same server for scale. Prints a table and writes JSON.
+``redis-benchmark -t set -P 16`` runs against the same server for scale. Also the CPU time per impression
+of the ingest process and of Redis (what 5,000 impressions/s would need, in cores). Prints a table and
+writes JSON.
 """
 
 from __future__ import annotations
@@ -121,12 +123,23 @@ def child(data_dir: str, url: str) -> None:
     settings = Settings(data_dir=Path(data_dir), redis_url=url, start_local_redis=False, ranker_min_new_impressions=10**9)
     job = open_ingest_job(settings)
     opened_rss = peak_rss_mb()
+    client = redis.Redis.from_url(url, decode_responses=True)
+    redis_cpu_before = _redis_cpu_s(client)
+    cpu_before = time.process_time()
     started = time.perf_counter()
     report = job.run(flush=True)
     seconds = time.perf_counter() - started
+    cpu_s, redis_cpu_s = time.process_time() - cpu_before, _redis_cpu_s(client) - redis_cpu_before
     job.close()
     peak = peak_rss_mb()
-    print(json.dumps({"seconds": seconds, "finalized": report.finalized, "lines": report.lines, "rows": report.training_rows, "peak_rss_mb": peak, "rss_after_start_mb": opened_rss}))
+    print(json.dumps({"seconds": seconds, "finalized": report.finalized, "lines": report.lines, "rows": report.training_rows, "peak_rss_mb": peak,
+                      "rss_after_start_mb": opened_rss, "ingest_cpu_s": cpu_s, "redis_cpu_s": redis_cpu_s}))
+
+
+def _redis_cpu_s(client: redis.Redis) -> float:
+    """CPU seconds the Redis server has used (user + system): what ingest costs Redis, read before and after."""
+    figures = client.info("cpu")
+    return float(figures["used_cpu_user"]) + float(figures["used_cpu_sys"])
 
 
 def redis_set_rate(url: str) -> float:
@@ -186,6 +199,8 @@ def main() -> None:
                 result = json.loads(completed.stdout.strip().splitlines()[-1])
                 result["impressions_per_s"] = result["finalized"] / result["seconds"]
                 result["events_per_s"] = result["lines"] / result["seconds"]
+                result["ingest_cpu_us_per_impression"] = 1e6 * result["ingest_cpu_s"] / result["finalized"]
+                result["redis_cpu_us_per_impression"] = 1e6 * result["redis_cpu_s"] / result["finalized"]
                 runs.append(result)
                 console.print(f"repeat {repeat + 1}/{args.repeats}: {result['impressions_per_s']:,.0f} impressions/s, peak RSS {result['peak_rss_mb']:.0f} MB")
             set_rate = redis_set_rate(url)
@@ -202,6 +217,10 @@ def main() -> None:
         "impressions_per_s_interval95": interval([run["impressions_per_s"] for run in runs]),
         "events_per_s": statistics.fmean(run["events_per_s"] for run in runs),
         "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+        "cpu_us_per_impression": {
+            "ingest": [min(run["ingest_cpu_us_per_impression"] for run in runs), max(run["ingest_cpu_us_per_impression"] for run in runs)],
+            "redis": [min(run["redis_cpu_us_per_impression"] for run in runs), max(run["redis_cpu_us_per_impression"] for run in runs)],
+        },
         "ranker_rows": runs[0]["rows"],
         "candidates_per_impression": {"mean": statistics.fmean(candidates), "max": max(candidates)},
         "redis_benchmark_set_P16_per_s": set_rate,
@@ -218,6 +237,9 @@ def main() -> None:
     table.add_row("impressions/s (mean)", f"{report['impressions_per_s']:,.0f}  [{low:,.0f}, {high:,.0f}]")
     table.add_row("events/s (mean)", f"{report['events_per_s']:,.0f}")
     table.add_row("peak RSS of ingest", f"{report['peak_rss_mb']:.0f} MB")
+    for side in ("ingest", "redis"):
+        low_cpu, high_cpu = report["cpu_us_per_impression"][side]
+        table.add_row(f"CPU per impression, {side}", f"{low_cpu:,.0f}-{high_cpu:,.0f} us (lowest-highest repeat)")
     table.add_row("candidates per impression", f"{report['candidates_per_impression']['mean']:.0f} (max {report['candidates_per_impression']['max']})")
     table.add_row("redis-benchmark SET -P 16", f"{set_rate:,.0f}/s")
     Console().print(table)

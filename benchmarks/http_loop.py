@@ -10,7 +10,9 @@ Runs (``--runs``): ``learned`` (the bandit, LTRR_POLICY=vw), ``uniform``, ``all=
 100) and ``static`` (lexical and dense at 100, no ingest: no memory updates, no ranker, no
 bandit; reciprocal-rank fusion). The collection is indexed once (document embeddings cached in
 ``--cache-dir``) and copied into each run's data directory. Every figure is the client's: what the users
-of each deployment got.
+of each deployment got. The deployments and the driver run the default settings plus the ones this script
+sets (``LTRR_`` variables of the calling shell are ignored), so both sides agree on the plans and the
+reward.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+for _name in [name for name in os.environ if name.startswith("LTRR_")]:
+    del os.environ[_name]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deployment import LTRR, deployment  # noqa: E402

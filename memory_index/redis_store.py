@@ -14,8 +14,8 @@ Keys (all under ``prefix``, default ``ltrr:q2e:``):
 With ``retention_s`` set, a query's keys expire that long after their last record (an entity's set of
 queries does not, so ``forget`` always finds every query still holding it); with ``max_entities_per_query`` set, the lowest-scored entities beyond it are dropped from the query.
 
-``record`` and ``predict`` are Lua scripts: one round trip, atomic, and a predicted pair can never
-overwrite an observed one. ``record`` applies the time decay of ``MemoryStore`` in the script, with the
+``record``, ``predict`` and ``forget`` are Lua scripts: one round trip, atomic, and a predicted pair can
+never overwrite an observed one. ``record`` applies the time decay of ``MemoryStore`` in the script, with the
 same formula as ``LocalMemoryStore``. The constructor connects and pings, raising ``BackendUnavailable``
 at once when the server cannot be reached, so a caller can fall back to ``LocalMemoryStore`` at startup.
 """
@@ -157,6 +157,22 @@ end
 return written
 """
 
+# KEYS: exposure; ARGV: the key prefix, then the entity ids. Per-query keys are built here, as in _RECORD_LUA.
+_FORGET_LUA = """
+local prefix = ARGV[1]
+for i = 2, #ARGV do
+  local entity_id = ARGV[i]
+  local entity_key = prefix .. 'e:' .. entity_id
+  for _, query in ipairs(redis.call('SMEMBERS', entity_key)) do
+    redis.call('ZREM', prefix .. 's:' .. query, entity_id)
+    redis.call('HDEL', prefix .. 'n:' .. query, 'i:' .. entity_id, 'c:' .. entity_id, 't:' .. entity_id)
+  end
+  redis.call('DEL', entity_key)
+  redis.call('HDEL', KEYS[1], entity_id)
+end
+return #ARGV - 1
+"""
+
 _PREDICT_BATCH = 500
 
 
@@ -213,6 +229,7 @@ class RedisMemoryStore:
                 self._client.ping()
         self._record_script = self._client.register_script(_RECORD_LUA)
         self._predict_script = self._client.register_script(_PREDICT_LUA)
+        self._forget_script = self._client.register_script(_FORGET_LUA)
 
     @contextmanager
     def _unavailable_as_error(self) -> Iterator[None]:
@@ -380,23 +397,14 @@ class RedisMemoryStore:
             return int(self._client.zcard(self._scores_key(query)))
 
     def forget(self, entity_ids: Sequence[str]) -> None:
-        """Two round trips: read each entity's queries, then remove it from them all."""
+        """One script call: each entity leaves every query holding it, atomically with respect to ``record``
+        (which adds a pair to its entity's set only when the pair is new, so a record between a read of the
+        set and the removal could otherwise leave a pair behind)."""
         entity_ids = list(dict.fromkeys(entity_ids))
         if not entity_ids:
             return
         with self._unavailable_as_error():
-            reading = self._client.pipeline(transaction=False)
-            for entity_id in entity_ids:
-                reading.smembers(self._entity_key(entity_id))
-            queries_per_entity = reading.execute()
-            writing = self._client.pipeline(transaction=True)
-            for entity_id, queries in zip(entity_ids, queries_per_entity, strict=True):
-                for query in queries:
-                    writing.zrem(self._scores_key(query), entity_id)
-                    writing.hdel(self._counts_key(query), f"i:{entity_id}", f"c:{entity_id}", f"t:{entity_id}")
-                writing.delete(self._entity_key(entity_id))
-            writing.hdel(self._exposure_key(), *entity_ids)
-            writing.execute()
+            self._forget_script(keys=[self._exposure_key()], args=[self.prefix, *entity_ids])
 
     def ping(self) -> bool:
         try:

@@ -304,6 +304,7 @@ def train_and_gate(
         logger.warning("ranker gate: holdout has no positive labels, model %s not promoted", version)
         return gate_result(accepted=False, reason="holdout has no engaged candidates; log more feedback")
     z = evidence.paired_z
+    ndcg_z = paired_z(ndcg_at_10_per_group(new_scores, y_holdout, sizes_holdout), ndcg_at_10_per_group(current_scores, y_holdout, sizes_holdout))
     described = f"{evidence.source.replace('_', ' ')}: {evidence.new:.4f} vs {evidence.current:.4f} over {evidence.comparisons}"
     if z < -GATE_MAX_WORSE_Z:
         logger.info("ranker gate: %s rejected against %s on %s (paired z %.2f)", version, current_version, described, z)
@@ -320,7 +321,7 @@ def train_and_gate(
             "first": min(g.timestamp for g in all_groups),
             "last": max(g.timestamp for g in all_groups),
         },
-        "metrics": {"holdout_ndcg@10": new_ndcg, "current_ndcg@10": current_ndcg, "current_version": current_version, "paired_z": z,
+        "metrics": {"holdout_ndcg@10": new_ndcg, "current_ndcg@10": current_ndcg, "current_version": current_version, "paired_z": ndcg_z,
                     "n_train_groups": len(sizes_train), "n_holdout_groups": len(sizes_holdout)},
         "gate": {"rule": GATE_RULE, "decision": "promoted", "evidence": evidence.source, "comparisons": evidence.comparisons,
                  "new": evidence.new, "current": evidence.current, "paired_z": z, "current_version": current_version},

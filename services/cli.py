@@ -496,7 +496,9 @@ def simulate(
     url: Optional[list[str]] = typer.Option(
         None, help="--collection over HTTP: drive running services instead of in-process runs, NAME=URL (e.g. learned=http://127.0.0.1:8000), "
                    "repeatable, all at once with the same requests and users; each service must hold the collection's corpus (with "
-                   "`ltrr ingest --follow` beside it to learn). The run named learned is the reference of the differences."),
+                   "`ltrr ingest --follow` beside it to learn). The run named learned is the reference of the differences. "
+                   "The in-process options (--workers, --ingest-every, --baselines, --cache-dir) do not apply; the reward uses "
+                   "this shell's LTRR_ reward settings, so give it the services' own."),
     rate: float = typer.Option(5.0, help="--url: requests a second sent to each service (wall-clock pacing)."),
 ) -> None:
     """Closed loop: simulated users search, click, play; the stack learns. On the demo catalog by default,
@@ -506,6 +508,9 @@ def simulate(
 
     if url and collection is None:
         console.print("error: --url: drives services over a judged collection; give --collection DIR too")
+        raise typer.Exit(2)
+    if rate != 5.0 and not url:
+        console.print("error: --rate: paces requests to running services; it needs --url NAME=URL (in process, runs go as fast as they can)")
         raise typer.Exit(2)
     if collection is not None:
         _simulate_collection(collection, split, queries, seed, out, data_dir, ingest_every, baselines, workers, click_model, eta,

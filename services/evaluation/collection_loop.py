@@ -138,7 +138,8 @@ def run_collection_one(
                     pipeline.feedback(outcome.request_id, entity_id, Engagement.PLAY.value, position, now + 30.0)
             ndcg.append(ndcg_at(page, intent.grades, intent.query_id))
             clicks.append(len(positions))
-            drawn.append(sum(quota for _, quota in outcome.decision.plan.quotas) + len(outcome.fallback))
+            plan = outcome.decision.plan  # charged as ingest charges it: a skipped strategy drew nothing
+            drawn.append(plan.total - sum(plan.quota(name) for name in outcome.skipped) + len(outcome.fallback))
             kinds.append(intent.kind)
             if job is not None and (index + 1) % ingest_every == 0:
                 job.run()
@@ -163,6 +164,11 @@ def run_collection_one(
 
 
 def _mean_se(values: np.ndarray) -> dict[str, float]:
+    """Mean and standard error of the finite values (over HTTP a request the service did not answer has a
+    NaN reward: it is left out of the reward, and counted in the run's errors)."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return {"mean": math.nan, "se": math.nan}
     return {"mean": float(values.mean()), "se": float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0}
 
 
@@ -289,7 +295,7 @@ def run_collection_over_http(
             done_by_run[name] = done
             report(sum(done_by_run.values()))
 
-        runs = drive_all(targets, traffic, users, requests, seed, rate, reward_config(settings), count)
+        runs = drive_all(targets, traffic, users, requests, seed, rate, reward_config(settings), count, settings.feedback_key)
     return {
         "collection": collection.name,
         "split": split,
@@ -301,6 +307,7 @@ def run_collection_over_http(
             "rate_per_s": rate,
             "services": {
                 name: {"url": run["url"], "errors": run["errors"], "seconds": run["seconds"],
+                       "max_lag_s": run["max_lag_s"], "rescheduled": run["rescheduled"],
                        "policy_versions": len(run["model_versions"]["policy"]), "ranker_versions": len(run["model_versions"]["ranker"]),
                        "model_versions": run["model_versions"],
                        "latency_ms": {f"p{q}": float(np.percentile(run["latency_ms"], q)) for q in (50, 95, 99)}}

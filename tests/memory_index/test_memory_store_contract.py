@@ -205,9 +205,10 @@ def test_a_page_of_thousands_counts_every_entity_once(store):
     shown = [f"e{number}" for number in range(2500)]
     store.record("q", shown=shown + ["e7"], clicked=["e2499", "e1"], timestamp=0.0)
     store.record("q", shown=shown[:10], clicked=[], timestamp=0.0)
-    history = store.history("q", ["e0", "e1", "e1500", "e2499", "never"])
-    assert history == [(2.0, 0.0), (2.0, 1.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)]
-    assert store.exposure(["e0", "e2000"]) == [2.0, 1.0]
+    history = store.history("q", ["e0", "e1", "e7", "e1500", "e2499", "never"])
+    assert history == [(2.0, 0.0), (2.0, 1.0), (2.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)], "e7, listed twice, once a page"
+    assert store.exposure(["e0", "e7", "e2000"]) == [2.0, 2.0, 1.0]
+    assert store.count("q") == 2500
     store.forget(["e2499"])
     assert store.history("q", ["e2499"]) == [(0.0, 0.0)]
 

@@ -17,6 +17,7 @@ from ranker import (
     rrf_from_features,
 )
 from ranker.train import (
+    GATE_MAX_WORSE_Z,
     GATE_RULE,
     MIN_RANDOMIZED_COMPARISONS,
     TrainingGroup,
@@ -255,3 +256,39 @@ def test_a_clearly_better_ranker_is_promoted_on_randomized_pairs_and_a_worse_one
                            current_version=promoted.version)
     assert not worse.accepted and worse.evidence is not None and worse.evidence.source == "randomized_pairs"
     assert worse.evidence.paired_z < -2.0 and "randomized pairs" in worse.reason
+
+
+def _biased_holdout(count: int, seed: int) -> tuple[list[TrainingGroup], np.ndarray, np.ndarray]:
+    """Engaged impressions of a noisy serving ranker's pages, each with one randomized pair, clicked by users
+    who examine position i with probability i**-2 and engage relevant results only a little more often
+    (0.7) than others (0.3); with the scores of a ranker that knows relevance and of the serving one."""
+    rng = np.random.default_rng(seed)
+    groups, truth, serving = [], [], []
+    while len(groups) < count:
+        relevance = (rng.random(20) < 0.3).astype(float)
+        scores = relevance + rng.normal(0.0, 1.5, 20)
+        positions = np.zeros(20, dtype=np.int64)
+        positions[np.argsort(-scores, kind="stable")[:10]] = np.arange(1, 11)
+        pair = int(rng.integers(1, 10))
+        if rng.random() < 0.5:
+            upper, lower = np.flatnonzero(positions == pair)[0], np.flatnonzero(positions == pair + 1)[0]
+            positions[upper], positions[lower] = pair + 1, pair
+        examined = (positions > 0) & (rng.random(20) < np.maximum(positions, 1) ** -2.0)
+        labels = (examined & (rng.random(20) < np.where(relevance > 0, 0.7, 0.3))).astype(int)
+        if labels.any():
+            groups.append(TrainingGroup(relevance[:, None], labels, float(len(groups)), positions, pair))
+            truth.append(relevance + rng.normal(0.0, 0.01, 20))
+            serving.append(scores)
+    return groups, np.concatenate(truth), np.concatenate(serving)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clicks_on_the_serving_rankers_pages_reject_a_better_ranker_and_the_randomized_pairs_do_not(seed):
+    holdout, better, serving = _biased_holdout(300, seed)
+    _, labels, sizes = stack(holdout)
+    clicks_z = paired_z(ndcg_at_10_per_group(better, labels, sizes), ndcg_at_10_per_group(serving, labels, sizes))
+    assert clicks_z < -GATE_MAX_WORSE_Z, "users clicked where the serving ranker put things: on clicks alone it looks best"
+    evidence = gate_evidence(holdout, better, serving)
+    assert evidence is not None and evidence.source == "randomized_pairs" and evidence.comparisons >= MIN_RANDOMIZED_COMPARISONS
+    assert evidence.paired_z > -GATE_MAX_WORSE_Z, "on the pairs the better ranker is not worse: the gate promotes it"
+    assert evidence.new > evidence.current, "it agrees with the users' choice more often than the serving ranker"

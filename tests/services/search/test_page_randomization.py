@@ -106,5 +106,6 @@ def test_training_rows_keep_shown_positions_and_old_rows_still_load():
     assert (old_group.pair, new_group.pair) == (0, 0)
     randomized = TrainingRow("r2", 2.0, "rrf-60", features, labels, positions, pair=60).to_line()
     (group,) = load_groups([randomized], width=2)
-    assert group.pair == 60 and group.randomized_preference() is not None, "the engaged result at 61 beat the one at 60"
-    assert group.shown().randomized_preference() is not None
+    assert group.pair == 60 and group.randomized_preference() == (60, 59), "the engaged result at 61 beat the one at 60"
+    shown = group.shown()
+    assert shown.positions[list(shown.randomized_preference())].tolist() == [61, 60], "the same pair once only shown rows are kept"
