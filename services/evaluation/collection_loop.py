@@ -207,6 +207,19 @@ def summarize(runs: dict[str, dict[str, Any]], window: int) -> dict[str, Any]:
     return summary
 
 
+def _checked_judgments(collection: Path, split: str, requests: int, window: int, seed: int, options: dict[str, Any]) -> Any:
+    """The split's judgments, once the loop's options are known to be valid (before any run starts)."""
+    if window > requests:
+        raise ConfigError.about("--window", f"{window} is more than the {requests} requests; choose a window of at most --requests")
+    judged = load_beir(collection, split)
+    CollectionTraffic(judged.queries, judged.qrels, seed, **options)
+    return judged
+
+
+def _header(collection: Path, split: str, requests: int, seed: int, users: ClickModel, options: dict[str, Any]) -> dict[str, Any]:
+    return {"collection": collection.name, "split": split, "requests": requests, "seed": seed, "click_model": asdict(users), "traffic": options}
+
+
 def run_collection_loop(
     settings: Settings,
     collection: Path,
@@ -226,14 +239,11 @@ def run_collection_loop(
 ) -> dict[str, Any]:
     progress = progress or _no_progress
     users = click_model or ClickModel()
-    if window > requests:
-        raise ConfigError.about("--window", f"{window} is more than the {requests} requests; choose a window of at most --requests")
-    judged = load_beir(collection, split)
-    CollectionTraffic(judged.queries, judged.qrels, seed, sample, zipf, session_mean)  # bad options fail here, before any run
+    options: dict[str, Any] = {"sample": sample, "zipf": zipf, "session_mean": session_mean}
+    _checked_judgments(collection, split, requests, window, seed, options)
     loop_settings = prepare_collection(settings, collection, cache_dir, progress)
     specs = loop_specs(loop_settings, baselines)
     values = loop_settings.model_dump()
-    options = {"sample": sample, "zipf": zipf, "session_mean": session_mean}
     args = [(spec.name, run_collection_one, (values, spec, str(collection), split, requests, seed, ingest_every, asdict(users), options))
             for spec in specs]
     if workers <= 1:
@@ -245,12 +255,7 @@ def run_collection_loop(
     else:
         runs = run_in_processes(args, requests, progress, workers)
     return {
-        "collection": collection.name,
-        "split": split,
-        "requests": requests,
-        "seed": seed,
-        "click_model": asdict(users),
-        "traffic": options,
+        **_header(collection, split, requests, seed, users, options),
         "plans": {spec.name: spec.policy for spec in specs},
         **summarize(runs, window),
     }
@@ -280,15 +285,12 @@ def run_collection_over_http(
     progress = progress or _no_progress
     users = click_model or ClickModel()
     targets = parse_targets(urls)
-    if window > requests:
-        raise ConfigError.about("--window", f"{window} is more than the {requests} requests; choose a window of at most --requests")
-    judged = load_beir(collection, split)
-    options = {"sample": sample, "zipf": zipf, "session_mean": session_mean}
+    options: dict[str, Any] = {"sample": sample, "zipf": zipf, "session_mean": session_mean}
+    judged = _checked_judgments(collection, split, requests, window, seed, options)
 
     def traffic() -> CollectionTraffic:
         return CollectionTraffic(judged.queries, judged.qrels, seed, sample=sample, zipf=zipf, session_mean=session_mean)
 
-    traffic()  # bad options fail here, before any request
     done_by_run = {target.name: 0 for target in targets}
     with progress(f"{len(targets)} services x {requests:,} requests at {rate:g}/s", len(targets) * requests) as report:
         def count(name: str, done: int) -> None:
@@ -297,12 +299,7 @@ def run_collection_over_http(
 
         runs = drive_all(targets, traffic, users, requests, seed, rate, reward_config(settings), count, settings.feedback_key)
     return {
-        "collection": collection.name,
-        "split": split,
-        "requests": requests,
-        "seed": seed,
-        "click_model": asdict(users),
-        "traffic": options,
+        **_header(collection, split, requests, seed, users, options),
         "over_http": {
             "rate_per_s": rate,
             "services": {
