@@ -121,20 +121,19 @@ def randomized_agreement(groups: Sequence[TrainingGroup], new_scores: np.ndarray
     return np.asarray(new_agreement, dtype=np.float64), np.asarray(current_agreement, dtype=np.float64)
 
 
-def gate_evidence(groups: Sequence[TrainingGroup], new_scores: np.ndarray, current_scores: np.ndarray) -> GateEvidence | None:
-    """The comparison ``GATE_RULE`` decides on; ``None`` when the holdout has no engaged group at all."""
+def gate_evidence(
+    groups: Sequence[TrainingGroup], new_scores: np.ndarray, current_scores: np.ndarray, new_ndcgs: np.ndarray, current_ndcgs: np.ndarray
+) -> GateEvidence | None:
+    """The comparison ``GATE_RULE`` decides on: the randomized pairs once there are enough, else the groups'
+    nDCG@10 (``new_ndcgs``, ``current_ndcgs``: ``ndcg_at_10_per_group`` of the scores); ``None`` when the
+    holdout has no engaged group at all."""
     new_agreement, current_agreement = randomized_agreement(groups, new_scores, current_scores)
     if len(new_agreement) >= MIN_RANDOMIZED_COMPARISONS:
         return GateEvidence("randomized_pairs", len(new_agreement), float(new_agreement.mean()), float(current_agreement.mean()),
                             paired_z(new_agreement, current_agreement))
-    sizes = np.array([len(group.labels) for group in groups if len(group.labels) > 0], dtype=np.int64)
-    labels = np.concatenate([np.asarray(group.labels) for group in groups if len(group.labels) > 0])
-    new_per_group = ndcg_at_10_per_group(new_scores, labels, sizes)
-    if not len(new_per_group):
+    if not len(new_ndcgs):
         return None
-    current_per_group = ndcg_at_10_per_group(current_scores, labels, sizes)
-    return GateEvidence("holdout_clicks", len(new_per_group), float(new_per_group.mean()), float(current_per_group.mean()),
-                        paired_z(new_per_group, current_per_group))
+    return GateEvidence("holdout_clicks", len(new_ndcgs), float(new_ndcgs.mean()), float(current_ndcgs.mean()), paired_z(new_ndcgs, current_ndcgs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,15 +295,17 @@ def train_and_gate(
     current_scores = (
         rrf_from_features(x_holdout, strategies) if current is None else np.asarray(current(x_holdout), dtype=np.float64)
     )
-    new_ndcg, current_ndcg = ndcg_at_10(new_scores, y_holdout, sizes_holdout), ndcg_at_10(current_scores, y_holdout, sizes_holdout)
-    evidence = gate_evidence(holdout_groups, new_scores, current_scores)
+    new_per_group = ndcg_at_10_per_group(new_scores, y_holdout, sizes_holdout)
+    current_per_group = ndcg_at_10_per_group(current_scores, y_holdout, sizes_holdout)
+    new_ndcg, current_ndcg = _mean_or_nan(new_per_group), _mean_or_nan(current_per_group)
+    evidence = gate_evidence(holdout_groups, new_scores, current_scores, new_per_group, current_per_group)
     gate_result = partial(GateResult, version=version, new_ndcg=new_ndcg, current_ndcg=current_ndcg, n_train=len(sizes_train),
                           n_holdout=len(sizes_holdout), evidence=evidence)
     if evidence is None:
         logger.warning("ranker gate: holdout has no positive labels, model %s not promoted", version)
         return gate_result(accepted=False, reason="holdout has no engaged candidates; log more feedback")
     z = evidence.paired_z
-    ndcg_z = paired_z(ndcg_at_10_per_group(new_scores, y_holdout, sizes_holdout), ndcg_at_10_per_group(current_scores, y_holdout, sizes_holdout))
+    ndcg_z = paired_z(new_per_group, current_per_group)
     described = f"{evidence.source.replace('_', ' ')}: {evidence.new:.4f} vs {evidence.current:.4f} over {evidence.comparisons}"
     if z < -GATE_MAX_WORSE_Z:
         logger.info("ranker gate: %s rejected against %s on %s (paired z %.2f)", version, current_version, described, z)

@@ -197,18 +197,24 @@ def _pair_groups(count: int) -> list[TrainingGroup]:
     return [TrainingGroup(np.array([[0.0], [1.0]]), np.array([0, 1]), float(i), np.array([1, 2]), pair=1) for i in range(count)]
 
 
+def _evidence(groups: list[TrainingGroup], new_scores: np.ndarray, current_scores: np.ndarray):
+    _, labels, sizes = stack(groups)
+    return gate_evidence(groups, new_scores, current_scores, ndcg_at_10_per_group(new_scores, labels, sizes),
+                         ndcg_at_10_per_group(current_scores, labels, sizes))
+
+
 def test_the_gate_decides_on_randomized_pairs_once_there_are_enough_and_on_holdout_clicks_before():
     agrees, disagrees = np.tile([0.0, 1.0], MIN_RANDOMIZED_COMPARISONS), np.tile([1.0, 0.0], MIN_RANDOMIZED_COMPARISONS)
-    enough = gate_evidence(_pair_groups(MIN_RANDOMIZED_COMPARISONS), agrees, disagrees)
+    enough = _evidence(_pair_groups(MIN_RANDOMIZED_COMPARISONS), agrees, disagrees)
     assert enough is not None and enough.source == "randomized_pairs"
     assert (enough.comparisons, enough.new, enough.current, enough.paired_z) == (MIN_RANDOMIZED_COMPARISONS, 1.0, -1.0, math.inf)
     few = MIN_RANDOMIZED_COMPARISONS - 1
-    before = gate_evidence(_pair_groups(few), agrees[: 2 * few], disagrees[: 2 * few])
+    before = _evidence(_pair_groups(few), agrees[: 2 * few], disagrees[: 2 * few])
     assert before is not None and before.source == "holdout_clicks" and before.comparisons == few
     assert before.new == pytest.approx(1.0) and before.current == pytest.approx(1 / math.log2(3))
     unpaired = [TrainingGroup(g.features, g.labels, g.timestamp, g.positions) for g in _pair_groups(40)]
-    assert gate_evidence(unpaired, agrees[:80], disagrees[:80]).source == "holdout_clicks", "no randomized pair, no pair evidence"
-    assert gate_evidence([TrainingGroup(np.zeros((2, 1)), np.array([0, 0]))], np.zeros(2), np.zeros(2)) is None
+    assert _evidence(unpaired, agrees[:80], disagrees[:80]).source == "holdout_clicks", "no randomized pair, no pair evidence"
+    assert _evidence([TrainingGroup(np.zeros((2, 1)), np.array([0, 0]))], np.zeros(2), np.zeros(2)) is None
 
 
 def _served(groups: list[TrainingGroup], score, seed: int, randomize: float) -> list[TrainingGroup]:
@@ -288,7 +294,7 @@ def test_clicks_on_the_serving_rankers_pages_reject_a_better_ranker_and_the_rand
     _, labels, sizes = stack(holdout)
     clicks_z = paired_z(ndcg_at_10_per_group(better, labels, sizes), ndcg_at_10_per_group(serving, labels, sizes))
     assert clicks_z < -GATE_MAX_WORSE_Z, "users clicked where the serving ranker put things: on clicks alone it looks best"
-    evidence = gate_evidence(holdout, better, serving)
+    evidence = _evidence(holdout, better, serving)
     assert evidence is not None and evidence.source == "randomized_pairs" and evidence.comparisons >= MIN_RANDOMIZED_COMPARISONS
     assert evidence.paired_z > -GATE_MAX_WORSE_Z, "on the pairs the better ranker is not worse: the gate promotes it"
     assert evidence.new > evidence.current, "it agrees with the users' choice more often than the serving ranker"
