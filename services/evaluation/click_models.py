@@ -23,6 +23,7 @@ import numpy as np
 from contracts import ConfigError
 
 CLICK_MODELS = ("pbm", "cascade", "dbn")
+PLAY_AFTER_RELEVANT_CLICK = 0.6  # a click on a judged-relevant document is followed by a play ("read")
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,12 +30,11 @@ import numpy as np
 from bandit.reward import RewardConfig, reward
 from contracts import ConfigError
 from contracts.events import Engagement
-from services.evaluation.click_models import ClickModel
+from services.evaluation.click_models import PLAY_AFTER_RELEVANT_CLICK, ClickModel
 from services.evaluation.collection_traffic import CollectionTraffic, ndcg_at
 
 logger = logging.getLogger(__name__)
 
-PLAY_AFTER_RELEVANT_CLICK = 0.6  # as in the in-process loop (collection_loop)
 TIMEOUT_S = 30.0
 MAX_LAG_S = 1.0
 

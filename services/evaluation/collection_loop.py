@@ -28,7 +28,7 @@ from contracts import ConfigError, Plan
 from contracts.events import Engagement
 from retrievers.embedding import Embedder, TextEncoder
 from services.evaluation.bench_retrieval import CachedDocumentEmbedder, embedding_cache_path
-from services.evaluation.click_models import ClickModel
+from services.evaluation.click_models import PLAY_AFTER_RELEVANT_CLICK, ClickModel
 from services.evaluation.collection_traffic import CollectionTraffic, ndcg_at
 from services.evaluation.simulate import (
     SECONDS_BETWEEN_QUERIES,
@@ -49,7 +49,6 @@ from services.settings import Settings
 logger = logging.getLogger(__name__)
 
 STATIC = "static"
-PLAY_AFTER_RELEVANT_CLICK = 0.6  # a click on a judged-relevant document is followed by a play ("read")
 METRICS = ("reward", "ndcg@10", "clicks", "drawn")
 
 
