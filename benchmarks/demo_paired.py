@@ -17,7 +17,10 @@ is printed beside it. Both cover the users' clicks and the queries, not the loop
 random stream of plans, and what the memory index and the ranker learn depends on it.
 
 ``--learned-data-dir`` reads the learned runs from elsewhere (a variant's settings) against the same
-baselines. Prints a markdown table and writes JSON.
+baselines. ``--plan-seeds`` also compares learned and uniform runs made with ``simulate_run.py
+--plan-seed N`` (the same queries and users, other random paths of the loop), stream by stream, and
+reports the spread of the difference over the streams: the interval the per-query errors leave out.
+Prints markdown tables and writes JSON.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ from typing import Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks.plan_mix import read_run  # noqa: E402
+from plan_mix import read_run  # noqa: E402
 
 BASELINES = {
     "uniform": "uniform",
@@ -65,6 +68,29 @@ def seed_report(learned_dir: Path, baselines_dir: Path, seed: int, window: int) 
             for name, run in BASELINES.items()}
 
 
+def streams_report(learned_dir: Path, baselines_dir: Path, seed: int, plan_seeds: Sequence[int], window: int) -> dict[str, object]:
+    """Learned minus uniform on each plan stream of ``seed`` (the default one and ``plan_seeds``), and the
+    mean difference with its standard error over the streams."""
+    suffixes = ["", *(f"_plans{plan_seed}" for plan_seed in plan_seeds)]
+    streams = {}
+    for suffix in suffixes:
+        learned = np.array([query.reward for query in read_run(learned_dir, seed, f"learned{suffix}")])[-window:]
+        uniform = np.array([query.reward for query in read_run(baselines_dir, seed, f"uniform{suffix}")])[-window:]
+        streams[suffix.removeprefix("_plans") or "default"] = paired(learned, uniform)
+    differences = np.array([value["difference"] for value in streams.values()])
+    spread = float(differences.std(ddof=1) / math.sqrt(len(differences))) if len(differences) > 1 else float("nan")
+    return {"streams": streams, "mean_difference": float(differences.mean()), "se_over_streams": spread}
+
+
+def streams_table(reports: dict[int, dict]) -> str:
+    lines = ["| seed | plan stream | learned | uniform | difference [2 SE paired] |", "|---|---|---|---|---|"]
+    for seed, report in sorted(reports.items()):
+        for stream, value in report["streams"].items():
+            lines.append(f"| {seed} | {stream} | {value['learned']:.3f} | {value['baseline']:.3f} | {value['difference']:+.3f} [{2 * value['paired_se']:.3f}] |")
+        lines.append(f"| {seed} | mean over {len(report['streams'])} | | | {report['mean_difference']:+.3f} ± {report['se_over_streams']:.3f} (SE over streams) |")
+    return "\n".join(lines)
+
+
 def table(reports: dict[int, dict[str, dict[str, float]]]) -> str:
     lines = ["| seed | learned, last window | " + " | ".join(f"− {name} [2 SE paired / unpaired]" for name in BASELINES) + " | beats all by 2 paired SE |",
              "|---" * (len(BASELINES) + 3) + "|"]
@@ -83,13 +109,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--learned-data-dir", type=Path, help="Read the learned runs from here instead (same catalog and seeds).")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--window", type=int, default=1000, help="Queries in the last window.")
+    parser.add_argument("--plan-seeds", type=int, nargs="*", default=[],
+                        help="Also compare the learned and uniform runs of these --plan-seed streams, stream by stream.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    reports = {seed: seed_report(args.learned_data_dir or args.data_dir, args.data_dir, seed, args.window) for seed in args.seeds}
+    learned_dir = args.learned_data_dir or args.data_dir
+    reports = {seed: seed_report(learned_dir, args.data_dir, seed, args.window) for seed in args.seeds}
     print(table(reports))
+    output: dict[str, object] = {"window": args.window, "seeds": {str(seed): report for seed, report in reports.items()}}
+    if args.plan_seeds:
+        streams = {seed: streams_report(learned_dir, args.data_dir, seed, args.plan_seeds, args.window) for seed in args.seeds}
+        print()
+        print(streams_table(streams))
+        output["plan_streams"] = {str(seed): report for seed, report in streams.items()}
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"window": args.window, "seeds": {str(seed): report for seed, report in reports.items()}}, indent=2))
+        args.out.write_text(json.dumps(output, indent=2))
         print(f"wrote {args.out}")
 
 

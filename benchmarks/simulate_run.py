@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--run", default="uniform", help="learned, uniform, or a plan name such as dense=100+lexical=0+memory=0")
     parser.add_argument("--queries", type=int, default=5000)
+    parser.add_argument("--plan-seed", type=int, help="Seed of the run's own choices (plans, bootstraps, exploring retrievers) "
+                        "instead of --seed; the queries and users stay on --seed. Runs go to <run>_plans<N>.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     settings = load_settings(data_dir=args.data_dir)
@@ -41,11 +43,12 @@ def main() -> None:
 
         build_indexes(settings, progress_factory(settings))
     spec = RunSpec("learned", "vw") if args.run == "learned" else RunSpec(args.run.replace("+", "_") if args.run != "uniform" else "uniform", args.run)
-    result = run_one(settings, spec, args.queries, args.seed, 100)
+    result = run_one(settings, spec, args.queries, args.seed, 100, plan_seed=args.plan_seed)
     rewards = np.asarray(result["rewards"], dtype=float)
     report = {
         "seed": args.seed,
         "run": args.run,
+        "plan_seed": args.plan_seed,
         "queries": args.queries,
         "reward": float(rewards.mean()),
         "last_window_reward": float(rewards[-WINDOW:].mean()),

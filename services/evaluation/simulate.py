@@ -89,15 +89,21 @@ def run_one(
     ingest_every: int,
     report: Callable[[int], None] | None = None,
     embedder: Embedder | None = None,
+    plan_seed: int | None = None,
 ) -> dict[str, Any]:
-    """One closed-loop run; returns per-query rewards (in query order) and per-kind means."""
-    run_dir = settings.data_dir / "simulations" / f"seed{seed}" / spec.name.replace("=", "_")
+    """One closed-loop run; returns per-query rewards (in query order) and per-kind means.
+
+    ``plan_seed`` seeds the run's own choices (the plan draws, the bandit's bootstraps, the exploring
+    retrievers) instead of ``seed``, while the queries and the users stay on ``seed``: another random path
+    of the loop over the same traffic. Its runs go to ``<name>_plans<plan_seed>``."""
+    name = spec.name.replace("=", "_") + ("" if plan_seed is None else f"_plans{plan_seed}")
+    run_dir = settings.data_dir / "simulations" / f"seed{seed}" / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_settings = _run_settings(settings, spec, run_dir)
     entities = load_catalog(settings)
     clock_now = [START_TIME]
-    pipeline, retrievers, memory = open_run_pipeline(settings, run_settings, entities, embedder, seed, clock_now)
+    pipeline, retrievers, memory = open_run_pipeline(settings, run_settings, entities, embedder, seed if plan_seed is None else plan_seed, clock_now)
     job = ingest_job(run_settings, pipeline)
     stream = QueryStream(entities, seed)
     kinds: list[str] = []
@@ -148,7 +154,7 @@ def open_run_pipeline(
 ) -> tuple[Pipeline, dict[str, Retriever], LocalMemoryStore]:
     """The pipeline of one closed-loop run: the indexes of ``settings``, an in-process memory index cold
     started from ``entities``, the run's policy and ranker (``run_settings``: its own data directory), and
-    the clock ``clock_now[0]``."""
+    the clock ``clock_now[0]``; ``seed`` seeds its random choices."""
     run_dir = run_settings.data_dir
     memory = local_store(settings)
     cold_start(memory, entities)

@@ -15,6 +15,8 @@ from ranker.features import feature_names
 from services.app import build_app
 from services.evaluation.sim_users import QueryStream, misspell, simulate_user
 from services.evaluation.simulate import RunSpec, run_one, run_specs, windows
+from services.ingest.ingestor import join_rounds
+from services.registry import Paths, reward_config
 from services.settings import Settings
 
 
@@ -95,6 +97,21 @@ def test_a_simulation_run_is_reproducible(settings, embedder):
     assert first["ranker"].startswith("lgbm-"), "a LightGBM model was trained and promoted during the run"
     assert first["rewards"] == second["rewards"] and first["ranker"] == second["ranker"]
     assert any(reward > 0 for reward in first["rewards"])
+
+
+def test_a_plan_seed_changes_the_loops_choices_but_not_its_queries(settings, embedder):
+    base = run_one(settings, RunSpec("learned", "vw"), queries=60, seed=5, ingest_every=30, embedder=embedder)
+    same = run_one(settings, RunSpec("learned", "vw"), queries=60, seed=5, ingest_every=30, embedder=embedder, plan_seed=5)
+    other = run_one(settings, RunSpec("learned", "vw"), queries=60, seed=5, ingest_every=30, embedder=embedder, plan_seed=11)
+    assert same["rewards"] == base["rewards"], "the plan seed replaces the run's seed for its choices only"
+    assert other["last_window_plans_by_kind"] != base["last_window_plans_by_kind"], "another plan seed, other plans"
+    runs = settings.data_dir / "simulations" / "seed5"
+
+    def query_shapes(run: str) -> list[list[str]]:
+        rounds, _ = join_rounds(Paths(runs / run).events / "events.jsonl", reward_config(settings))
+        return [sorted(name for name in logged.context if name.startswith(("tokens=", "chars=", "slot="))) for logged in rounds]
+
+    assert query_shapes("learned_plans11") == query_shapes("learned"), "each plan stream keeps its own run, over the same queries"
 
 
 def test_run_specs_name_the_fixed_plans(settings):
