@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plan_mix import read_run  # noqa: E402
 
+from services.evaluation.simulate import run_directory_name  # noqa: E402
+
 BASELINES = {
     "uniform": "uniform",
     "dense=100": "dense_100_lexical_0_memory_0",
@@ -62,21 +64,23 @@ def paired(learned: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
     }
 
 
+def last_rewards(data_dir: Path, seed: int, run: str, window: int, plan_seed: int | None = None) -> np.ndarray:
+    """The rewards of a run's last ``window`` queries (``run``: the run's name, as its folder spells it)."""
+    return np.array([query.reward for query in read_run(data_dir, seed, run_directory_name(run, plan_seed))])[-window:]
+
+
 def seed_report(learned_dir: Path, baselines_dir: Path, seed: int, window: int) -> dict[str, dict[str, float]]:
-    learned = np.array([query.reward for query in read_run(learned_dir, seed, "learned")])[-window:]
-    return {name: paired(learned, np.array([query.reward for query in read_run(baselines_dir, seed, run)])[-window:])
-            for name, run in BASELINES.items()}
+    learned = last_rewards(learned_dir, seed, "learned", window)
+    return {name: paired(learned, last_rewards(baselines_dir, seed, run, window)) for name, run in BASELINES.items()}
 
 
 def streams_report(learned_dir: Path, baselines_dir: Path, seed: int, plan_seeds: Sequence[int], window: int) -> dict[str, object]:
     """Learned minus uniform on each plan stream of ``seed`` (the default one and ``plan_seeds``), and the
     mean difference with its standard error over the streams."""
-    suffixes = ["", *(f"_plans{plan_seed}" for plan_seed in plan_seeds)]
     streams = {}
-    for suffix in suffixes:
-        learned = np.array([query.reward for query in read_run(learned_dir, seed, f"learned{suffix}")])[-window:]
-        uniform = np.array([query.reward for query in read_run(baselines_dir, seed, f"uniform{suffix}")])[-window:]
-        streams[suffix.removeprefix("_plans") or "default"] = paired(learned, uniform)
+    for plan_seed in (None, *plan_seeds):
+        streams["default" if plan_seed is None else str(plan_seed)] = paired(
+            last_rewards(learned_dir, seed, "learned", window, plan_seed), last_rewards(baselines_dir, seed, "uniform", window, plan_seed))
     differences = np.array([value["difference"] for value in streams.values()])
     spread = float(differences.std(ddof=1) / math.sqrt(len(differences))) if len(differences) > 1 else float("nan")
     return {"streams": streams, "mean_difference": float(differences.mean()), "se_over_streams": spread}

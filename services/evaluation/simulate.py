@@ -81,6 +81,11 @@ def _run_settings(settings: Settings, spec: RunSpec, run_dir: Path) -> Settings:
     return settings.model_copy(update={"data_dir": run_dir, "policy": policy})
 
 
+def run_directory_name(run: str, plan_seed: int | None = None) -> str:
+    """The folder of a run under ``simulations/seed<seed>/``: its name (``=`` as ``_``), and its plan stream."""
+    return run.replace("=", "_") + ("" if plan_seed is None else f"_plans{plan_seed}")
+
+
 def run_one(
     settings: Settings,
     spec: RunSpec,
@@ -96,8 +101,7 @@ def run_one(
     ``plan_seed`` seeds the run's own choices (the plan draws, the bandit's bootstraps, the exploring
     retrievers) instead of ``seed``, while the queries and the users stay on ``seed``: another random path
     of the loop over the same traffic. Its runs go to ``<name>_plans<plan_seed>``."""
-    name = spec.name.replace("=", "_") + ("" if plan_seed is None else f"_plans{plan_seed}")
-    run_dir = settings.data_dir / "simulations" / f"seed{seed}" / name
+    run_dir = settings.data_dir / "simulations" / f"seed{seed}" / run_directory_name(spec.name, plan_seed)
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_settings = _run_settings(settings, spec, run_dir)
